@@ -1,0 +1,1 @@
+"""Adapters: working implementations of the ports in `ivr.ports`."""

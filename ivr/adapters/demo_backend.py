@@ -1,0 +1,129 @@
+"""The embedded MitID back end: synthetic accounts and temporary PINs kept as salted hashes.
+
+Codes live in the table `demo_temporary_pins` (its own `MetaData`, created on construction) on
+any SQLAlchemy engine (SQLite or PostgreSQL). A row holds the SHA-256 of the CPR number, never
+the number; the code only as a salted scrypt hash. The UNIQUE `request_key` is the guard that
+keeps a retried request from issuing a second code, even when two calls race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ivr.adapters.demo_people import DemoPerson
+from ivr.errors import BackendError
+from ivr.ports import IssuedPin, MitIdAccount
+
+PIN_DIGITS = 8
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+def _pins_table(metadata: sa.MetaData) -> sa.Table:
+    """The `demo_temporary_pins` table, attached to `metadata`."""
+    return sa.Table(
+        "demo_temporary_pins",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("cpr_hash", sa.String(64), nullable=False, index=True),
+        sa.Column("request_key", sa.String(255), nullable=False, unique=True),
+        sa.Column("code_hash", sa.LargeBinary(64), nullable=False),
+        sa.Column("salt", sa.LargeBinary(32), nullable=False),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("superseded", sa.Boolean, nullable=False, default=False),
+    )
+
+
+def cpr_hash(cpr: str) -> str:
+    """Hex SHA-256 of a CPR number, the only form of it the PIN table stores."""
+    return hashlib.sha256(cpr.encode()).hexdigest()
+
+
+def _code_hash(code: str, salt: bytes) -> bytes:
+    """Salted scrypt hash of a PIN code."""
+    return hashlib.scrypt(code.encode(), salt=salt, **_SCRYPT)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC; a naive value (as SQLite returns) is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+class DemoMitIdBackend:
+    """A `MitIdBackend` over synthetic people, issuing real (hashed, expiring) PIN codes."""
+
+    def __init__(
+        self,
+        people: Sequence[DemoPerson],
+        engine: sa.Engine,
+        clock: Callable[[], dt.datetime],
+        pin_validity: dt.timedelta,
+    ) -> None:
+        """Index the people by CPR number and create the PIN table if it is missing."""
+        if pin_validity <= dt.timedelta(0):
+            raise ValueError("pin_validity must be positive")
+        self._people = {demo.person.cpr: demo for demo in people}
+        self._engine = engine
+        self._clock = clock
+        self._validity = pin_validity
+        self.metadata = sa.MetaData()
+        self.pins = _pins_table(self.metadata)
+        self.metadata.create_all(engine)
+
+    def account(self, cpr: str) -> MitIdAccount | None:
+        """The person's MitID, or None; raises BackendError for the demo's failing person."""
+        demo = self._people.get(cpr)
+        if demo is None:
+            return None
+        if demo.backend_fails:
+            raise BackendError("demo MitID back end failure (the backend_fails demo person)")
+        return demo.account
+
+    def issue_temporary_pin(self, cpr: str, request_key: str) -> IssuedPin | None:
+        """A new 8-digit code superseding earlier ones; None when `request_key` was used."""
+        if self.account(cpr) is None:
+            raise BackendError("no MitID account to issue a temporary PIN for")
+        code = f"{secrets.randbelow(10**PIN_DIGITS):0{PIN_DIGITS}d}"
+        salt = secrets.token_bytes(16)
+        now = _utc(self._clock())
+        expires_at = now + self._validity
+        row = {
+            "cpr_hash": cpr_hash(cpr),
+            "request_key": request_key,
+            "code_hash": _code_hash(code, salt),
+            "salt": salt,
+            "issued_at": now,
+            "expires_at": expires_at,
+            "superseded": False,
+        }
+        earlier = (self.pins.c.cpr_hash == row["cpr_hash"], self.pins.c.request_key != request_key)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(self.pins).values(row))  # UNIQUE request_key: the guard
+                conn.execute(sa.update(self.pins).where(*earlier).values(superseded=True))
+        except IntegrityError:
+            return None
+        return IssuedPin(code=code, expires_at=expires_at)
+
+    def verify_temporary_pin(self, cpr: str, code: str) -> bool:
+        """True only for the person's newest non-superseded code, while it is unexpired."""
+        query = (
+            sa.select(self.pins.c.code_hash, self.pins.c.salt, self.pins.c.expires_at)
+            .where(self.pins.c.cpr_hash == cpr_hash(cpr), self.pins.c.superseded.is_(False))
+            .order_by(self.pins.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            newest = conn.execute(query).first()
+        if newest is None or _utc(newest.expires_at) <= _utc(self._clock()):
+            return False
+        return hmac.compare_digest(_code_hash(code, newest.salt), newest.code_hash)

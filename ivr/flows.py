@@ -1,0 +1,239 @@
+"""Call flows as checked data: the pydantic model of `call_flows/*.yaml` and its checks.
+
+A flow is a set of named steps. Every exit of every step is named in the file, so a reviewer
+can see where silence, a wrong key, too many tries or a back-end failure leads. Behaviour is
+referred to by name (`action: start_verification`, `check: passport_number`), never by code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ivr.errors import DefinitionError
+
+DTMF_KEYS = frozenset("0123456789*#")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Frozen):
+    """What every menu and input step does unless it says otherwise."""
+
+    max_tries: int = Field(3, ge=1, le=5)
+    timeout_seconds: int = Field(6, ge=2, le=20)
+    agent_key: str = "0"
+    repeat_key: str = "*"
+    no_input_prompt: str
+    invalid_prompt: str
+    agent_step: str
+    too_many_tries_step: str
+    max_turns: int = Field(60, ge=10)
+
+
+class Choice(_Frozen):
+    next: str
+    language: str | None = None
+    set: dict[str, str] = {}
+
+
+class _Listening(_Frozen):
+    say: tuple[str, ...] = ()
+    max_tries: int | None = None
+    on_no_input: str | None = None
+
+
+class MenuStep(_Listening):
+    type: Literal["menu"]
+    options: dict[str, Choice]
+    say_in_every_language: bool = False
+
+
+class InputStep(_Listening):
+    type: Literal["input"]
+    store: str
+    check: str
+    finish_on_key: str = "#"
+    max_digits: int = Field(20, ge=1, le=40)
+    next: str
+
+
+class QuestionStep(_Listening):
+    type: Literal["question"]
+    next: str
+
+
+class ActionStep(_Frozen):
+    type: Literal["action"]
+    action: str
+    outcomes: dict[str, str]
+
+
+class BranchStep(_Frozen):
+    type: Literal["branch"]
+    by: str
+    cases: dict[str, str]
+
+
+class SayStep(_Frozen):
+    type: Literal["say"]
+    say: tuple[str, ...]
+    next: str
+
+
+class HangupStep(_Frozen):
+    type: Literal["hangup"]
+    say: tuple[str, ...] = ()
+    say_in_every_language: bool = False
+
+
+class AgentStep(_Frozen):
+    type: Literal["agent"]
+    say: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+Step = Annotated[
+    MenuStep | InputStep | QuestionStep | ActionStep | BranchStep | SayStep | HangupStep | AgentStep,
+    Field(discriminator="type"),
+]
+ListeningStep = MenuStep | InputStep | QuestionStep
+
+
+class Flow(_Frozen):
+    name: str
+    start: str
+    defaults: Defaults
+    steps: dict[str, Step]
+
+    def tries_allowed(self, step: ListeningStep) -> int:
+        return step.max_tries or self.defaults.max_tries
+
+
+def exits(flow: Flow, name: str) -> Iterator[str]:
+    """Every step this one can lead to, the defaults' exits included."""
+    step = flow.steps[name]
+    match step:
+        case MenuStep() | InputStep() | QuestionStep():
+            yield flow.defaults.agent_step
+            yield flow.defaults.too_many_tries_step
+            if step.on_no_input:
+                yield step.on_no_input
+            if isinstance(step, MenuStep):
+                yield from (choice.next for choice in step.options.values())
+            else:
+                yield step.next
+        case ActionStep():
+            yield from step.outcomes.values()
+        case BranchStep():
+            yield from step.cases.values()
+        case SayStep():
+            yield step.next
+        case HangupStep() | AgentStep():
+            return
+
+
+def prompt_keys(flow: Flow) -> set[str]:
+    """Every prompt key the flow itself names."""
+    keys = {flow.defaults.no_input_prompt, flow.defaults.invalid_prompt}
+    for step in flow.steps.values():
+        keys.update(getattr(step, "say", ()))
+    return keys
+
+
+def load_flow(path: Path) -> Flow:
+    """Parse one flow file, naming the file in any error."""
+    try:
+        return Flow.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as error:
+        raise DefinitionError(f"{path}: {error}") from error
+
+
+def check_flow(
+    flow: Flow,
+    *,
+    actions: Mapping[str, frozenset[str]],
+    checks: frozenset[str],
+    languages: frozenset[str],
+) -> list[str]:
+    """Every problem with the flow's shape, as sentences naming the step; empty when sound."""
+    problems: list[str] = []
+    d = flow.defaults
+    for target in (flow.start, d.agent_step, d.too_many_tries_step):
+        if target not in flow.steps:
+            problems.append(f"defaults/start name unknown step {target!r}")
+    for name, step in flow.steps.items():
+        problems += [
+            f"step {name!r} leads to unknown step {t!r}" for t in exits(flow, name) if t not in flow.steps
+        ]
+        problems += _check_step(flow, name, step, actions, checks, languages)
+    if problems:
+        return problems
+    reachable = _reachable(flow, [flow.start])
+    problems += [f"step {n!r} is unreachable from {flow.start!r}" for n in flow.steps if n not in reachable]
+    ends = {n for n, s in flow.steps.items() if isinstance(s, HangupStep | AgentStep)}
+    problems += [
+        f"step {n!r} can never reach a goodbye or an agent"
+        for n in flow.steps
+        if not _reachable(flow, [n]) & ends
+    ]
+    return problems
+
+
+def _check_step(
+    flow: Flow,
+    name: str,
+    step: Step,
+    actions: Mapping[str, frozenset[str]],
+    checks: frozenset[str],
+    languages: frozenset[str],
+) -> list[str]:
+    reserved = {flow.defaults.agent_key, flow.defaults.repeat_key}
+    match step:
+        case MenuStep():
+            bad = [k for k in step.options if len(k) != 1 or k not in DTMF_KEYS or k in reserved]
+            langs = [c.language for c in step.options.values() if c.language not in (None, *languages)]
+            return (
+                [f"step {name!r}: option key {k!r} is not a free single key" for k in bad]
+                + [f"step {name!r}: unknown language {lang!r}" for lang in langs]
+                + ([f"step {name!r}: a menu needs a prompt"] if not step.say else [])
+            )
+        case InputStep() if step.check not in checks:
+            return [f"step {name!r}: unknown check {step.check!r}"]
+        case ActionStep():
+            declared = actions.get(step.action)
+            if declared is None:
+                return [f"step {name!r}: unknown action {step.action!r}"]
+            if set(step.outcomes) != declared:
+                return [f"step {name!r}: outcomes must be exactly {sorted(declared)}"]
+        case BranchStep():
+            values = {
+                c.set[step.by]
+                for s in flow.steps.values()
+                if isinstance(s, MenuStep)
+                for c in s.options.values()
+                if step.by in c.set
+            }
+            if values != set(step.cases):
+                return [
+                    f"step {name!r}: cases must be exactly the values set for {step.by!r}: {sorted(values)}"
+                ]
+    return []
+
+
+def _reachable(flow: Flow, start: list[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in flow.steps:
+            continue
+        seen.add(name)
+        todo.extend(exits(flow, name))
+    return seen

@@ -1,0 +1,74 @@
+"""The SMS outbox: rows written in the webhook's transaction, sent after it commits.
+
+A row is claimed (pending → sending) before the provider is called, so two workers never send
+the same SMS; a row left in `sending` by a crash is not sent again by itself (an operator looks).
+Once a real provider has accepted it, the body (which holds the PIN) is no longer kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from ivr.errors import BackendError
+from ivr.ports import SmsSender
+from ivr.store import Store, sms_outbox
+
+log = logging.getLogger(__name__)
+REDACTED = "[sent; not kept]"
+
+
+class EmbeddedSms:
+    """The embedded default: the outbox itself is the inbox a person reads (`ivr outbox`)."""
+
+    keeps_body = True
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def send(self, to: str, body: str) -> str:
+        self._count += 1
+        return f"embedded-{self._count}"
+
+
+def dispatch(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime]) -> int:
+    """Send every pending SMS; return how many were sent."""
+    with store.engine.connect() as connection:
+        pending = (
+            connection.execute(
+                sa.select(sms_outbox.c.id).where(sms_outbox.c.status == "pending").order_by(sms_outbox.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        connection.rollback()
+    return sum(_send_one(store, sender, clock, row_id) for row_id in pending)
+
+
+def _send_one(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime], row_id: int) -> bool:
+    row = sms_outbox.c
+    with store.engine.begin() as connection:
+        claimed = connection.execute(
+            sa.update(sms_outbox).where(row.id == row_id, row.status == "pending").values(status="sending")
+        )
+        if claimed.rowcount != 1:
+            return False
+        to, body = connection.execute(sa.select(row.to, row.body).where(row.id == row_id)).one()
+    try:
+        provider_id = sender.send(to, body)
+    except BackendError as error:
+        log.warning("SMS %s was not sent: %s", row_id, error)
+        _finish(store, row_id, status="failed", error=str(error)[:200])
+        return False
+    kept = body if sender.keeps_body else REDACTED
+    _finish(store, row_id, status="sent", provider_id=provider_id, sent_at=clock(), body=kept)
+    log.info("SMS %s sent", row_id)
+    return True
+
+
+def _finish(store: Store, row_id: int, **values: object) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(sa.update(sms_outbox).where(sms_outbox.c.id == row_id).values(**values))

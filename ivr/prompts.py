@@ -1,0 +1,120 @@
+"""What the line says: one prompt file per language, the same keys in each, checked at start-up.
+
+A prompt is text with named slots (`{document_number}`); a slot holding a `Spelled` value is
+read character by character with the names in the language's `characters` table.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ivr.errors import DefinitionError
+from ivr.hours import OpeningSpan
+
+USER_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzæøå0123456789{}!#$ ^,*()_+-=:;?.@")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Spelled:
+    """A value read aloud one character at a time (a document number, a user ID)."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class OpeningTimes:
+    """Opening hours, said with the language's own day names."""
+
+    spans: tuple[OpeningSpan, ...]
+
+
+Slot = str | Spelled | OpeningTimes
+
+
+class Language(BaseModel):
+    """One language's prompts, voice and spoken names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    name: str
+    say_language: str
+    voice: str
+    prompts: dict[str, str]
+    characters: dict[str, str]
+    weekdays: dict[str, str]
+    sms: dict[str, str]
+
+    def text(self, key: str, slots: Mapping[str, Slot] | None = None) -> str:
+        """The prompt's words with its slots filled in."""
+        return self.prompts[key].format_map({k: self.render(v) for k, v in (slots or {}).items()})
+
+    def sms_text(self, key: str, **slots: str) -> str:
+        return self.sms[key].format_map(slots)
+
+    def render(self, value: Slot) -> str:
+        if isinstance(value, Spelled):
+            return ", ".join(self.characters[ch] for ch in value.value.lower())
+        if isinstance(value, OpeningTimes):
+            return ", ".join(self._span(span) for span in value.spans)
+        return value
+
+    def _span(self, span: OpeningSpan) -> str:
+        days = {"first_day": self.weekdays[span.first_day], "last_day": self.weekdays[span.last_day]}
+        key = "hours_day" if span.first_day == span.last_day else "hours_days"
+        return self.prompts[key].format(day=days["first_day"], opens=span.opens, closes=span.closes, **days)
+
+
+Catalog = Mapping[str, Language]
+
+
+def slot_names(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
+
+
+def load_catalog(directory: Path) -> dict[str, Language]:
+    """Every `*.yaml` in the prompts directory, keyed by language code."""
+    catalog: dict[str, Language] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            language = Language.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError, ValidationError) as error:
+            raise DefinitionError(f"{path}: {error}") from error
+        if language.code != path.stem:
+            raise DefinitionError(f"{path}: code {language.code!r} does not match the file name")
+        catalog[language.code] = language
+    if not catalog:
+        raise DefinitionError(f"{directory}: no prompt files")
+    return catalog
+
+
+def check_catalog(catalog: Catalog, needed: set[str]) -> list[str]:
+    """Every problem with the prompt files: missing keys, slots that differ, unspeakable chars."""
+    problems: list[str] = []
+    reference = next(iter(catalog.values()))
+    every = {t: set().union(*(getattr(lang, t) for lang in catalog.values())) for t in ("prompts", "sms")}
+    for code, lang in catalog.items():
+        where = f"prompts/{code}.yaml"
+        problems += [f"{where}: prompt {k!r} is missing" for k in sorted(needed - lang.prompts.keys())]
+        for table, ref in (("prompts", reference.prompts), ("sms", reference.sms)):
+            mine = getattr(lang, table)
+            problems += [f"{where}: {table} {k!r} is missing" for k in sorted(every[table] - mine.keys())]
+            problems += [
+                f"{where}: {table} {k!r} has slots {sorted(slot_names(v))}, "
+                f"{reference.code} has {sorted(slot_names(ref[k]))}"
+                for k, v in mine.items()
+                if k in ref and slot_names(v) != slot_names(ref[k])
+            ]
+        missing_chars = sorted(USER_ID_ALPHABET - lang.characters.keys())
+        if missing_chars:
+            problems.append(f"{where}: no spoken name for characters {''.join(missing_chars)!r}")
+        if set(lang.weekdays) != set(WEEKDAYS):
+            problems.append(f"{where}: weekdays must name exactly {', '.join(WEEKDAYS)}")
+    return problems

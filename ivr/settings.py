@@ -1,0 +1,78 @@
+"""The line's settings: one typed class, read from `IVR_*` environment variables or `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ivr.hours import OpeningHours
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_TOKEN = "embedded-demo-token"
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. Init arguments beat the environment (tests use them)."""
+
+    model_config = SettingsConfigDict(env_prefix="IVR_", env_file=".env", extra="ignore")
+
+    public_base_url: str = "http://127.0.0.1:8080"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr(EMBEDDED_TOKEN)
+    twilio_api_base_url: str | None = None
+
+    sms_backend: Literal["embedded", "twilio"] = "embedded"
+    sms_sender: str | None = "MitID"
+    sms_messaging_service_sid: str | None = None
+    sms_timeout_seconds: float = 10.0
+
+    flows_dir: Path = REPO_ROOT / "call_flows"
+    flow: str = "support"
+    prompts_dir: Path = REPO_ROOT / "prompts"
+    agent_queue: str = "mitid-support"
+    agent_minutes_per_caller: float = Field(3.0, gt=0)
+
+    questions_asked: int = Field(3, ge=1, le=6)
+    questions_pass_mark: int = Field(3, ge=1, le=6)
+    identity_max_failures: int = Field(3, ge=1)
+    identity_failure_window_hours: float = 24
+    identity_lockout_hours: float = 24
+    caller_verifications_per_hour: int = Field(5, ge=1)
+    mobile_quarantine_hours: float = 120
+    temporary_pin_validity_minutes: int = Field(60 * 24 * 7, ge=1)
+
+    opening_hours: OpeningHours = OpeningHours()
+
+    demo_backend_database_url: str | None = None
+    demo_seed: int = 2026
+    demo_people: int = Field(1000, ge=20)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The store's URL: the configured one, or SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ivr.sqlite3'}"
+
+    def secret_key_bytes(self) -> bytes:
+        """The key for pseudonymising identities: configured, or kept in the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()

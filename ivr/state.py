@@ -1,0 +1,51 @@
+"""A call's state: a small serialisable value, persisted after every webhook."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Verification(BaseModel):
+    """How far identification got. Holds no answer, only counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity_key: str
+    questions: list[str]
+    asked: int = 0
+    correct: int = 0
+    can_pass: bool
+    outcome: Literal["verified", "not_verified"] | None = None
+
+    @property
+    def current_question(self) -> str:
+        return self.questions[self.asked]
+
+
+class CallState(BaseModel):
+    """Where one call is: flow step, language, tries, and what the caller has told us."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_sid: str
+    caller_key: str
+    step: str
+    language: str = "da"
+    turn: int = 0
+    tries: int = 0
+    last_failure: Literal["no_input", "invalid_input"] | None = None
+    inputs: int = 0
+    collected: dict[str, str] = {}
+    verification: Verification | None = None
+    escalation_reason: str | None = None
+    pin_issued: bool = False
+    ended: bool = False
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("document_number",)
+
+    def scrubbed(self) -> CallState:
+        """The state with the caller's secrets removed, for a call that has ended."""
+        kept = {k: v for k, v in self.collected.items() if k not in self.SECRET_FIELDS}
+        return self.model_copy(update={"collected": kept, "ended": True})

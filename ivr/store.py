@@ -1,0 +1,177 @@
+"""The store: call sessions, attempt counters, escalations, the SMS outbox and the audit trail.
+
+SQLAlchemy Core, so the same code runs on the embedded SQLite default and on PostgreSQL.
+A webhook runs in one `Store.transaction()`; the call's row is locked for its length, so a
+retried or concurrent webhook of the same call waits and then sees the turn already taken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData()
+UTC = dt.UTC
+
+call_sessions = sa.Table(
+    "call_sessions",
+    metadata,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("turn", sa.Integer, nullable=False),
+    sa.Column("reply", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended", sa.Boolean, nullable=False, default=False),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_attempts_key_kind_at", "key", "kind", "at"),
+)
+
+escalations = sa.Table(
+    "escalations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("intent", sa.String(32)),
+    sa.Column("verification", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("document", sa.String(64)),
+    sa.Column("step", sa.String(64), nullable=False),
+)
+
+sms_outbox = sa.Table(
+    "sms_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(128), nullable=False, unique=True),
+    sa.Column("call_sid", sa.String(64), nullable=False),
+    sa.Column("to", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("provider_id", sa.String(64)),
+    sa.Column("error", sa.String(200)),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("call_sid", sa.String(64)),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+)
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for the URL, with SQLite set up for many threads and locked transactions."""
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True)
+    engine = sa.create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands datetimes back naive; they were stored in UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class Tx:
+    """One transaction's view of the store."""
+
+    def __init__(self, connection: sa.Connection, now: dt.datetime) -> None:
+        self.connection = connection
+        self.now = now
+
+    def session(self, call_sid: str) -> sa.Row[Any] | None:
+        query = sa.select(call_sessions).where(call_sessions.c.call_sid == call_sid)
+        if self.connection.dialect.name != "sqlite":
+            query = query.with_for_update()
+        return self.connection.execute(query).first()
+
+    def save_session(self, call_sid: str, state: str, turn: int, reply: str, ended: bool) -> None:
+        values = {"state": state, "turn": turn, "reply": reply, "updated_at": self.now, "ended": ended}
+        updated = self.connection.execute(
+            sa.update(call_sessions).where(call_sessions.c.call_sid == call_sid).values(values)
+        )
+        if updated.rowcount == 0:
+            self.connection.execute(
+                sa.insert(call_sessions).values(call_sid=call_sid, started_at=self.now, **values)
+            )
+
+    def count_attempts(self, key: str, kind: str, since: dt.datetime) -> int:
+        query = sa.select(sa.func.count()).where(
+            attempts.c.key == key, attempts.c.kind == kind, attempts.c.at >= since
+        )
+        return int(self.connection.execute(query).scalar_one())
+
+    def add_attempt(self, key: str, kind: str) -> None:
+        self.connection.execute(sa.insert(attempts).values(key=key, kind=kind, at=self.now))
+
+    def add_escalation(self, **values: Any) -> None:
+        self.connection.execute(sa.insert(escalations).values(created_at=self.now, **values))
+
+    def add_sms(self, key: str, call_sid: str, to: str, body: str) -> None:
+        self.connection.execute(
+            sa.insert(sms_outbox).values(
+                key=key, call_sid=call_sid, to=to, body=body, status="pending", created_at=self.now
+            )
+        )
+
+    def audit(self, call_sid: str | None, name: str, **detail: object) -> None:
+        self.connection.execute(
+            sa.insert(audit_events).values(
+                at=self.now, call_sid=call_sid, event=name, detail=json.dumps(detail, sort_keys=True)
+            )
+        )
+
+
+class Store:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def create(self) -> None:
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self, now: dt.datetime) -> Iterator[Tx]:
+        with self.engine.begin() as connection:
+            yield Tx(connection, now)
+
+    def rows(self, table: sa.Table, *where: Any, order: str = "id") -> list[dict[str, Any]]:
+        """Every row of a table as dicts (for the console commands and tests)."""
+        with self.engine.connect() as connection:
+            result = connection.execute(sa.select(table).where(*where).order_by(table.c[order]))
+            return [
+                {k: _aware(v) if isinstance(v, dt.datetime) else v for k, v in row._mapping.items()}
+                for row in result
+            ]

@@ -1,0 +1,104 @@
+"""TwiML out: the only module that builds Twilio's XML (with the SDK's `VoiceResponse`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from ivr.engine import Reply, Utterance
+from ivr.prompts import Catalog, Slot
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Absolute URLs of the line's webhooks, as Twilio must call (and sign) them."""
+
+    base: str
+
+    def keys(self, turn: int) -> str:
+        return f"{self.base}/voice/keys?turn={turn}"
+
+    @property
+    def wait(self) -> str:
+        return f"{self.base}/voice/wait"
+
+    @property
+    def queue_exit(self) -> str:
+        return f"{self.base}/voice/queue-exit"
+
+
+@dataclass(frozen=True)
+class Renderer:
+    catalog: Catalog
+    urls: Urls
+    queue: str
+
+    def reply(self, reply: Reply) -> str:
+        """The TwiML for one engine reply: prompts nested in the Gather so keys cut them short."""
+        response = VoiceResponse()
+        language = reply.state.language
+        if reply.listen is not None:
+            listen = reply.listen
+            gather = response.gather(
+                input="dtmf",
+                action=self.urls.keys(reply.state.turn),
+                method="POST",
+                timeout=listen.timeout,
+                finish_on_key=listen.finish_on_key,
+                action_on_empty_result=True,
+                **({"num_digits": listen.num_digits} if listen.num_digits else {}),
+            )
+            self._say(gather, reply.speech, reply.slots, language)
+        else:
+            self._say(response, reply.speech, reply.slots, language)
+            if reply.end == "agent":
+                self._enqueue(response)
+            else:
+                response.hangup()
+        return str(response)
+
+    def apology(self, languages: Iterable[str], to_agent: bool) -> str:
+        """The last resort when something broke: sorry, then an agent or 'call again'."""
+        response = VoiceResponse()
+        keys = ("apology", "transfer") if to_agent else ("apology", "call_again")
+        self._say(response, [Utterance(k, lang) for lang in languages for k in keys], {}, "da")
+        if to_agent:
+            self._enqueue(response)
+        else:
+            response.hangup()
+        return str(response)
+
+    def queue_wait(self, language: str, position: int, minutes: int) -> str:
+        response = VoiceResponse()
+        slots = {"position": str(position), "minutes": str(minutes)}
+        self._say(response, [Utterance("queue_position")], slots, language)
+        response.pause(length=20)
+        return str(response)
+
+    def goodbye(self, language: str) -> str:
+        response = VoiceResponse()
+        self._say(response, [Utterance("goodbye")], {}, language)
+        response.hangup()
+        return str(response)
+
+    def _enqueue(self, response: VoiceResponse) -> None:
+        response.enqueue(
+            self.queue,
+            wait_url=self.urls.wait,
+            wait_url_method="POST",
+            action=self.urls.queue_exit,
+            method="POST",
+        )
+
+    def _say(
+        self,
+        parent: VoiceResponse | Gather,
+        speech: Iterable[Utterance],
+        slots: Mapping[str, Slot],
+        language: str,
+    ) -> None:
+        for utterance in speech:
+            lang = self.catalog[utterance.language or language]
+            parent.say(lang.text(utterance.key, slots), language=lang.say_language, voice=lang.voice)

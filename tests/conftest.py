@@ -1,0 +1,56 @@
+"""Fixtures: a line on a temporary data directory, a fixed clock, and callers who dial it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from ivr import create_app
+from ivr.adapters.demo_people import DemoPerson
+from ivr.settings import Settings
+from tests.calls import Call, Clock
+
+TOKEN = "test-auth-token"
+BASE = "https://ivr.example.test"
+# A Tuesday morning in Copenhagen: the line is open.
+OPEN_TIME = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(OPEN_TIME)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        public_base_url=BASE,
+        twilio_auth_token=TOKEN,
+        secret_key="test-secret-key",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: Clock) -> Iterator[Flask]:
+    yield create_app(settings, clock=clock)
+
+
+@pytest.fixture
+def people(app: Flask) -> list[DemoPerson]:
+    people: list[DemoPerson] = app.extensions["ivr.people"]
+    return people
+
+
+@pytest.fixture
+def dial(app: Flask) -> Callable[..., Call]:
+    """Place a call: `dial()` or `dial(language="en", caller="+4520000002")`."""
+
+    def _dial(language: str = "da", caller: str = "+4520000001") -> Call:
+        return Call(app, TOKEN, BASE, language=language, caller=caller).dial()
+
+    return _dial

@@ -1,0 +1,309 @@
+"""The terminal phone, driven against a throwaway Flask app that checks signatures like Twilio's."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask, request
+from twilio.request_validator import RequestValidator
+
+from ivr.phone import Call, HttpTransport, PhoneError, place_call
+
+PUBLIC = "https://ivr.example.dk"
+TOKEN = "test-auth-token"
+SAY = '<Say language="da-DK" voice="Polly.Naja">{}</Say>'
+
+
+@dataclass
+class Received:
+    path: str
+    form: dict[str, str]
+    signature_ok: bool
+
+
+@dataclass
+class FakeLine:
+    """A tiny line: serves scripted TwiML per path+query and records what it received."""
+
+    script: dict[str, str]
+    token: str = TOKEN
+    received: list[Received] = field(default_factory=list)
+    status: dict[str, int] = field(default_factory=dict)
+
+    def app(self) -> Flask:
+        app = Flask("fake_line")
+        validator = RequestValidator(self.token)
+
+        @app.post("/", defaults={"path": ""})
+        @app.post("/<path:path>")
+        def hook(path: str) -> tuple[str, int]:
+            query = request.query_string.decode()
+            where = request.path + (f"?{query}" if query else "")
+            signature = request.headers.get("X-Twilio-Signature", "")
+            ok = validator.validate(PUBLIC + where, request.form, signature)
+            self.received.append(Received(where, dict(request.form), ok))
+            if not ok:
+                return "forged", 403
+            if where == "/voice/status":
+                return "", 204
+            if where not in self.script:
+                return "no such page", 404
+            return self.script[where], self.status.get(where, 200)
+
+        return app
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.received]
+
+    def form(self, path: str) -> dict[str, str]:
+        return next(r.form for r in self.received if r.path == path)
+
+
+class ClientTransport:
+    """Sends what the phone posts to the public URL into app.test_client()."""
+
+    def __init__(self, app: Flask) -> None:
+        self.client = app.test_client()
+
+    def post(self, url: str, data: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        assert url.startswith(PUBLIC + "/"), url
+        answer = self.client.post(url[len(PUBLIC) :], data=data, headers=headers)
+        return answer.status_code, answer.get_data(as_text=True)
+
+
+def twiml(*verbs: str) -> str:
+    return '<?xml version="1.0" encoding="UTF-8"?><Response>' + "".join(verbs) + "</Response>"
+
+
+def call(line: FakeLine, keys: Any = (), **kwargs: Any) -> tuple[Call, str]:
+    out = io.StringIO()
+    kwargs.setdefault("auth_token", line.token)
+    result = place_call(ClientTransport(line.app()), PUBLIC, keys=keys, out=out, **kwargs)
+    return result, out.getvalue()
+
+
+MENU = twiml(
+    '<Gather input="dtmf" action="/menu" method="POST" numDigits="1" timeout="5">',
+    SAY.format("Tryk 1 for bruger-ID."),
+    "</Gather>",
+    SAY.format("Vi hørte ikke noget."),
+    "<Hangup/>",
+)
+
+
+def test_every_request_is_signed_for_the_public_url() -> None:
+    line = FakeLine(
+        {
+            "/voice": MENU,
+            "/menu": twiml("<Redirect>/flow/next?step=2</Redirect>"),
+            "/flow/next?step=2": twiml("<Hangup/>"),
+        }
+    )
+    result, _ = call(line, ["1"], call_sid="CA" + "a" * 32)
+    assert line.paths() == ["/voice", "/menu", "/flow/next?step=2", "/voice/status"]
+    assert all(r.signature_ok for r in line.received)
+    assert {r.form["CallSid"] for r in line.received} == {"CA" + "a" * 32}
+    first = line.form("/voice")
+    assert first["CallStatus"] == "ringing" and first["To"] == "+4533980010"
+    assert first["From"] == "+4520000001" and first["Direction"] == "inbound"
+    assert first["AccountSid"].startswith("AC") and first["ApiVersion"] == "2010-04-01"
+    assert [path for path, _ in result.requests] == line.paths()
+
+
+def test_wrong_token_is_rejected_with_403_as_phone_error() -> None:
+    line = FakeLine({"/voice": MENU})
+    with pytest.raises(PhoneError, match="HTTP 403"):
+        call(line, ["1"], auth_token="not-the-token")
+    assert [r.signature_ok for r in line.received] == [False]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [("oops", 200, "not answer XML"), ("<html/>", 200, "not a TwiML"), (MENU, 500, "HTTP 500")],
+)
+def test_bad_answers_are_phone_errors(body: str, status: int, message: str) -> None:
+    line = FakeLine({"/voice": body}, status={"/voice": status})
+    with pytest.raises(PhoneError, match=message):
+        call(line)
+
+
+def test_gather_num_digits_sends_only_the_first_keys() -> None:
+    line = FakeLine({"/voice": MENU, "/menu": twiml(SAY.format("Bruger-ID."), "<Hangup/>")})
+    result, out = call(line, ["12"])
+    assert line.form("/menu")["Digits"] == "1"
+    assert line.form("/menu")["CallStatus"] == "in-progress"
+    assert result.transcript[:3] == [
+        "Tryk 1 for bruger-ID.",
+        "[waiting for keys: up to 1, finish with #]",
+        "> 12",
+    ]
+    assert "Bruger-ID." in result.transcript and "Vi hørte ikke noget." not in out
+
+
+@pytest.mark.parametrize(("entry", "digits"), [("123456789#", "123456789"), ("12#34", "12")])
+def test_gather_finish_on_key_is_excluded(entry: str, digits: str) -> None:
+    gather = '<Gather action="doc" finishOnKey="#" timeout="10">' + SAY.format("Nummer.")
+    line = FakeLine({"/voice": twiml(gather + "</Gather>"), "/doc": twiml("<Hangup/>")})
+    result, _ = call(line, [entry])
+    assert line.form("/doc")["Digits"] == digits
+    assert line.form("/doc")["FinishedOnKey"] == "#"
+    assert "[waiting for keys: finish with #]" in result.transcript
+
+
+def test_barge_in_keys_count_although_prompts_are_nested() -> None:
+    gather = twiml(
+        '<Gather numDigits="1" action="/menu">',
+        SAY.format("Velkommen."),
+        "<Play>/audio/kl.mp3</Play>",
+        '<Pause length="2"/>',
+        SAY.format("Tryk 2."),
+        "</Gather>",
+        SAY.format("Farvel."),
+    )
+    line = FakeLine({"/voice": gather, "/menu": twiml("<Hangup/>")})
+    result, out = call(line, ["2"])
+    assert line.form("/menu")["Digits"] == "2"
+    assert result.transcript[:6] == [
+        "Velkommen.",
+        "[audio: /audio/kl.mp3]",
+        "[pause 2s]",
+        "Tryk 2.",
+        "[waiting for keys: up to 1, finish with #]",
+        "> 2",
+    ]
+    assert "Farvel." not in out
+
+
+def test_timeout_with_action_on_empty_result_posts_empty_digits() -> None:
+    gather = '<Gather numDigits="1" action="/menu" actionOnEmptyResult="true"></Gather>'
+    line = FakeLine(
+        {
+            "/voice": twiml(gather, SAY.format("Ikke her.")),
+            "/menu": twiml(SAY.format("Ingen tast.")),
+        }
+    )
+    result, out = call(line, [""])
+    assert line.form("/menu")["Digits"] == ""
+    assert "> (silence)" in result.transcript and "Ikke her." not in out
+    assert result.ended_by == "end-of-twiml"
+
+
+def test_timeout_without_action_on_empty_result_continues_with_next_verb() -> None:
+    line = FakeLine({"/voice": MENU, "/menu": twiml()})
+    result, _ = call(line, [""])
+    assert line.paths() == ["/voice", "/voice/status"]
+    assert result.transcript[-3:] == ["> (silence)", "Vi hørte ikke noget.", "[the line hangs up]"]
+    assert result.ended_by == "hangup"
+
+
+def test_redirect_resolves_relative_to_the_current_url() -> None:
+    line = FakeLine(
+        {
+            "/voice": twiml('<Redirect method="POST">flow/start?lang=da</Redirect>'),
+            "/flow/start?lang=da": twiml("<Redirect>next</Redirect>"),
+            "/flow/next": twiml(SAY.format("Her.")),
+        }
+    )
+    result, _ = call(line)
+    assert line.paths() == ["/voice", "/flow/start?lang=da", "/flow/next", "/voice/status"]
+    assert all(r.signature_ok for r in line.received)
+    assert result.transcript == ["Her.", "[end of TwiML: the line hangs up]"]
+
+
+def test_enqueue_posts_the_wait_url_once_and_ends_in_the_queue() -> None:
+    enqueue = '<Enqueue waitUrl="/queue/wait" waitUrlMethod="POST" action="/queue/done">'
+    line = FakeLine(
+        {
+            "/voice": twiml(SAY.format("Vent."), enqueue + "agents</Enqueue>", SAY.format("Nej.")),
+            "/queue/wait": twiml(SAY.format("Du er nummer 1 i køen."), "<Play>/hold.mp3</Play>"),
+        }
+    )
+    result, out = call(line)
+    assert line.paths() == ["/voice", "/queue/wait", "/voice/status"]
+    wait = line.form("/queue/wait")
+    assert wait["QueuePosition"] == "1" and wait["QueueSid"].startswith("QU")
+    assert len(wait["QueueSid"]) == 34 and wait["CurrentQueueSize"] == "1"
+    assert result.transcript == [
+        "Vent.",
+        "Du er nummer 1 i køen.",
+        "[audio: /hold.mp3]",
+        "[queued for an agent in queue 'agents']",
+    ]
+    assert result.ended_by == "queue" and "Nej." not in out
+
+
+def test_hangup_ends_the_call() -> None:
+    line = FakeLine({"/voice": twiml(SAY.format("Farvel."), "<Hangup/>", SAY.format("Nej."))})
+    result, out = call(line)
+    assert result.ended_by == "hangup"
+    assert out == "Farvel.\n[the line hangs up]\n"
+
+
+def test_status_callback_is_posted_at_the_end() -> None:
+    line = FakeLine({"/voice": twiml(SAY.format("En to tre fire fem."))})
+    result, _ = call(line)
+    assert line.paths()[-1] == "/voice/status"
+    status = line.form("/voice/status")
+    assert status["CallStatus"] == "completed" and status["CallSid"] == result.call_sid
+    assert int(status["CallDuration"]) == result.duration == 2  # 5 words at 150 per minute
+
+
+def test_scripted_silence_cap_ends_a_looping_call() -> None:
+    gather = '<Gather numDigits="1" action="/voice" actionOnEmptyResult="true">'
+    line = FakeLine({"/voice": twiml(gather + SAY.format("Tryk."), "</Gather>")})
+    result, _ = call(line, ["", "5"])
+    digits = [r.form.get("Digits") for r in line.received]
+    assert digits == [None, "", "5", "", "", "", None]  # 3 silences beyond the script, then status
+    assert result.ended_by == "caller-hangup"
+    assert result.transcript[-1] == "[caller hangs up]"
+
+
+def test_request_cap_stops_an_endless_redirect_loop() -> None:
+    line = FakeLine({"/voice": twiml("<Redirect>/voice</Redirect>")})
+    with pytest.raises(PhoneError, match="a loop"):
+        call(line)
+    assert len(line.received) == 200
+
+
+def test_interactive_mode_reads_keys_line_by_line_from_a_stream() -> None:
+    gather = '<Gather numDigits="1" action="/voice" actionOnEmptyResult="true">'
+    line = FakeLine({"/voice": twiml(gather + SAY.format("Tryk."), "</Gather>")})
+    result, out = call(line, io.StringIO("1\n\n"), interactive=True)
+    assert [r.form.get("Digits") for r in line.received] == [None, "1", "", None]
+    assert out.count("keys> ") == 3
+    assert "keys> 1\n" in out and "keys> \n" in out
+    assert result.ended_by == "caller-hangup"
+    assert result.transcript.count("> 1") == 1 and result.transcript[-1] == "[caller hangs up]"
+
+
+def test_nothing_is_printed_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    line = FakeLine({"/voice": MENU, "/menu": twiml(SAY.format("Ja."))})
+    _, out = call(line, ["1"], caller="+4520000099")
+    assert capsys.readouterr().out == ""
+    assert out.splitlines()[-2:] == ["Ja.", "[end of TwiML: the line hangs up]"]
+    assert line.form("/voice")["From"] == "+4520000099"
+
+
+def test_http_transport_posts_to_the_target_for_public_urls(monkeypatch: Any) -> None:
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    class Answer:
+        status_code, text = 200, "<Response/>"
+
+    def fake_post(url: str, data: dict[str, str], **_: Any) -> Answer:
+        sent.append((url, data))
+        return Answer()
+
+    monkeypatch.setattr("ivr.phone.requests.post", fake_post)
+    transport = HttpTransport("http://127.0.0.1:8080/", PUBLIC + "/")
+    assert transport.post(PUBLIC + "/voice?x=1", {"A": "b"}, {}) == (200, "<Response/>")
+    transport.post("https://elsewhere.example/voice", {}, {})
+    transport.post(PUBLIC + ".evil.example/voice", {}, {})
+    assert [url for url, _ in sent] == [
+        "http://127.0.0.1:8080/voice?x=1",
+        "https://elsewhere.example/voice",
+        "https://ivr.example.dk.evil.example/voice",
+    ]
