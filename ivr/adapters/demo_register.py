@@ -23,4 +23,4 @@ class DemoRegister:
 
     def person_by_document(self, document: Document) -> Person | None:
         """The person holding this document, or None when no document matches."""
-        return self._by_document.get(("passport", document.number))
+        return self._by_document.get((str(document.type), document.number))

@@ -1,0 +1,187 @@
+"""The `ivr` console command: run the line, phone it, and look at what it holds.
+
+Every command builds the line from the same settings as the server (environment, `.env`), so
+`ivr demo people` and `ivr outbox` see what the running line sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Flask
+
+from ivr.errors import DefinitionError
+from ivr.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `ivr` command; the exit status says whether it worked."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.run(args)
+        return result
+    except DefinitionError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description="The MitID Support phone line.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the line on a production WSGI server (waitress)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--threads", type=int, default=8)
+    serve.set_defaults(run=_serve)
+
+    call = commands.add_parser("call", help="phone the running line as Twilio would")
+    call.add_argument("--url", help="where the line really listens (default: IVR_PUBLIC_BASE_URL)")
+    call.add_argument("--from", dest="caller", default="+4520000001", help="the calling number")
+    call.add_argument(
+        "--keys",
+        help="scripted keys, one entry per menu, space-separated: '1', '123456789#', "
+        "'_' for silence, '?' to answer a knowledge question as the demo person would",
+    )
+    call.set_defaults(run=_call)
+
+    demo = commands.add_parser("demo", help="the embedded demo register").add_subparsers(required=True)
+    people = demo.add_parser("people", help="list the demo people and their documents")
+    people.add_argument("--json", action="store_true")
+    people.set_defaults(run=_people)
+
+    for name, helptext, run in (
+        ("outbox", "the SMS the line has sent (embedded outbox)", _outbox),
+        ("escalations", "the calls put through to an agent, with context", _escalations),
+        ("audit", "the audit trail (what happened, never the secrets)", _audit),
+    ):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("--json", action="store_true")
+        sub.set_defaults(run=run)
+
+    flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
+    flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
+    return parser
+
+
+def _app() -> Flask:
+    from ivr import create_app
+
+    return create_app(Settings())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    app = _app()
+    settings: Settings = app.extensions["ivr.settings"]
+    logging.getLogger(__name__).info(
+        "MitID Support line on http://%s:%d (public URL %s, data in %s)",
+        args.host,
+        args.port,
+        settings.public_base_url,
+        settings.data_dir.resolve(),
+    )
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from ivr.demo_caller import ScriptedKeys
+    from ivr.phone import HttpTransport, PhoneError, place_call
+
+    app = _app()
+    settings: Settings = app.extensions["ivr.settings"]
+    transport = HttpTransport(args.url or settings.public_base_url, settings.public_base_url)
+    token = settings.twilio_auth_token.get_secret_value()
+    try:
+        if args.keys is None:
+            place_call(
+                transport,
+                settings.public_base_url,
+                token,
+                sys.stdin,
+                sys.stdout,
+                caller=args.caller,
+                interactive=True,
+            )
+        else:
+            script = ScriptedKeys(args.keys.split(), app)
+            out = script.listening(sys.stdout)
+            place_call(transport, settings.public_base_url, token, script, out, caller=args.caller)
+    except PhoneError as error:
+        print(f"ivr call: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _people(args: argparse.Namespace) -> int:
+    from ivr.adapters.demo_people import person_to_json
+
+    people = [person_to_json(p) for p in _app().extensions["ivr.people"]]
+    if args.json:
+        print(json.dumps(people, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'case':22} {'name':28} {'documents':40} {'mobile':15} user ID")
+    for p in people:
+        docs = ", ".join(f"{d['type']} {d['number']}" for d in p["documents"]) or "-"
+        print(f"{p['case'] or '':22} {p['name']:28} {docs:40} {p['mobile'] or '-':15} {p['user_id'] or '-'}")
+    return 0
+
+
+def _rows(table_name: str) -> list[dict[str, Any]]:
+    from ivr import store
+
+    line = _app().extensions["ivr"]
+    rows: list[dict[str, Any]] = line.store.rows(getattr(store, table_name))
+    return rows
+
+
+def _print(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> int:
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    elif not rows:
+        print("(none)")
+    for row in [] if as_json else rows:
+        print("  ".join(str(row[c]) if row[c] is not None else "-" for c in columns))
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "id": r["id"],
+            "to": r["to"],
+            "body": r["body"],
+            "time": r["created_at"],
+            "status": r["status"],
+            "sent_at": r["sent_at"],
+            "error": r["error"],
+        }
+        for r in _rows("sms_outbox")
+    ]
+    return _print(rows, args.json, ("time", "status", "to", "body"))
+
+
+def _escalations(args: argparse.Namespace) -> int:
+    columns = ("created_at", "call_sid", "language", "intent", "verification", "reason", "document", "step")
+    return _print(_rows("escalations"), args.json, columns)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    return _print(_rows("audit_events"), args.json, ("at", "call_sid", "event", "detail"))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ivr import definitions
+
+    settings = Settings()
+    flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
+    print(f"ok: {len(flow.steps)} steps in {settings.flows_dir}, languages {', '.join(catalog)}")
+    return 0
