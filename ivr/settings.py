@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr.hours import OpeningHours
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_TOKEN = "embedded-demo-token"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Settings(BaseSettings):
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
     identity_lockout_hours: float = 24
     caller_verifications_per_hour: int = Field(5, ge=1)
     mobile_quarantine_hours: float = 120
-    temporary_pin_validity_minutes: int = Field(60 * 24 * 7, ge=1)
+    temporary_pin_validity_minutes: int = Field(60 * 24, ge=1)
 
     opening_hours: OpeningHours = OpeningHours()
 
@@ -58,6 +60,16 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.questions_pass_mark > self.questions_asked:
+            raise ValueError("IVR_QUESTIONS_PASS_MARK cannot exceed IVR_QUESTIONS_ASKED")
+        host = urlsplit(self.public_base_url).hostname or ""
+        embedded_token = self.twilio_auth_token.get_secret_value() == EMBEDDED_TOKEN
+        if embedded_token and host not in LOOPBACK_HOSTS:
+            raise ValueError("a line reachable from outside needs its own IVR_TWILIO_AUTH_TOKEN")
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:
