@@ -70,18 +70,21 @@ def check_opening_hours(s: Services, tx: Tx, state: CallState, keys: str) -> Don
 
 def start_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
     p = s.policy
-    identity_key = s.pseudonym(f"{state.collected['document_type']}:{state.collected['document_number']}")
-    locked = tx.count_attempts(identity_key, "lock", tx.now - p.identity_lockout) > 0
+    person = _person(s, state)
+    document = f"{state.collected['document_type']}:{state.collected['document_number']}"
+    identity_keys = [s.pseudonym(document)] + ([s.pseudonym(f"cpr:{person.cpr}")] if person else [])
+    since = tx.now - p.identity_lockout
+    locked = any(tx.count_attempts(key, "lock", since) for key in identity_keys)
+    hour_ago = tx.now - dt.timedelta(hours=1)
     busy_caller = (
-        tx.count_attempts(state.caller_key, "verification", tx.now - dt.timedelta(hours=1))
-        >= p.caller_verifications_per_hour
+        tx.count_attempts(state.caller_key, "verification", hour_ago) >= p.caller_verifications_per_hour
     )
     tx.add_attempt(state.caller_key, "verification")
-    person = _person(s, state)
     kinds, answerable = questions.choose(person, p.questions_asked, s.rng)
-    can_pass = answerable and not locked and not busy_caller
     tx.audit(state.call_sid, "verification_started", identity_locked=locked, caller_limited=busy_caller)
-    verification = Verification(identity_key=identity_key, questions=kinds, can_pass=can_pass)
+    verification = Verification(
+        identity_keys=identity_keys, questions=kinds, can_pass=answerable and not locked and not busy_caller
+    )
     return Done("ask", state.model_copy(update={"verification": verification}))
 
 
@@ -105,11 +108,12 @@ def finish_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Don
             "verified",
             state.model_copy(update={"verification": v.model_copy(update={"outcome": "verified"})}),
         )
-    tx.add_attempt(v.identity_key, "failure")
-    failures = tx.count_attempts(v.identity_key, "failure", tx.now - p.identity_failure_window)
-    if failures >= p.identity_max_failures:
-        tx.add_attempt(v.identity_key, "lock")
-        tx.audit(state.call_sid, "identity_locked")
+    for key in v.identity_keys:
+        tx.add_attempt(key, "failure")
+        failures = tx.count_attempts(key, "failure", tx.now - p.identity_failure_window)
+        if failures >= p.identity_max_failures:
+            tx.add_attempt(key, "lock")
+            tx.audit(state.call_sid, "identity_locked")
     tx.audit(state.call_sid, "verification_failed")
     failed = v.model_copy(update={"outcome": "not_verified"})
     return Done("not_verified", state.model_copy(update={"verification": failed}))
@@ -120,7 +124,9 @@ def look_up_user_id(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
     if account is None:
         return Done("no_mitid", state)
     tx.audit(state.call_sid, "user_id_told")
-    return Done("found", state, {"user_id": Spelled(account.user_id)})
+    # Kept in the state (scrubbed when the call ends) so that `*` or a reprompt can say it again.
+    collected = {**state.collected, "user_id": account.user_id}
+    return Done("found", state.model_copy(update={"collected": collected}))
 
 
 def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done:

@@ -196,9 +196,7 @@ class Engine:
         return self._enter(self.flow.defaults.too_many_tries_step, state, speech, {}, "")
 
     def _slots(self, state: CallState, slots: Mapping[str, Slot]) -> dict[str, Slot]:
-        spelled = {
-            s.store: Spelled(state.collected[s.store])
-            for s in self.flow.steps.values()
-            if isinstance(s, InputStep) and s.store in state.collected
-        }
+        said_spelled = {s.store for s in self.flow.steps.values() if isinstance(s, InputStep)}
+        said_spelled |= set(state.SECRET_FIELDS)
+        spelled = {k: Spelled(v) for k, v in state.collected.items() if k in said_spelled}
         return {**spelled, **slots}

@@ -19,7 +19,7 @@ from ivr.errors import without_values
 from ivr.outbox import dispatch
 from ivr.ports import SmsSender
 from ivr.state import CallState
-from ivr.store import Store, Tx
+from ivr.store import Conflict, Store, Tx
 from ivr.twiml import Renderer
 
 log = logging.getLogger(__name__)
@@ -38,45 +38,51 @@ class Line:
 
     def answer(self, call_sid: str, caller: str | None) -> str:
         """A new call: start the flow (a retried first webhook gets the same answer)."""
-        with self.store.transaction(self.clock()) as tx:
-            row = tx.session(call_sid)
-            if row is not None:
-                return str(row.reply)
-            state = CallState(
-                call_sid=call_sid,
-                caller_key=self.services.pseudonym(f"caller:{caller or 'unknown'}"),
-                step=self.engine.flow.start,
-            )
-            tx.audit(call_sid, "call_started")
-            twiml = self._settle(tx, self.engine.begin(state))
-        self._send_sms()
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                row = tx.session(call_sid)
+                if row is not None:
+                    return str(row.reply)
+                state = CallState(
+                    call_sid=call_sid,
+                    caller_key=self.services.pseudonym(f"caller:{caller or 'unknown'}"),
+                    step=self.engine.flow.start,
+                )
+                tx.audit(call_sid, "call_started")
+                twiml = self._settle(tx, self.engine.begin(state), was=None)
+        except Conflict:
+            return self._stored_reply(call_sid)
+        self._send_sms(tx)
         return twiml
 
     def keys(self, call_sid: str, turn: int | None, keys: str) -> str:
         """The caller keyed something (or nothing) at the step that asked in `turn`."""
-        with self.store.transaction(self.clock()) as tx:
-            row = tx.session(call_sid)
-            if row is None:
-                log.warning("keys for a call the line does not know")
-                return self.renderer.apology(self.engine.languages, to_agent=False)
-            if row.ended or turn != row.turn:
-                tx.audit(call_sid, "stale_webhook_ignored")
-                return str(row.reply)
-            state = CallState.model_validate_json(row.state)
-            twiml = self._settle(tx, self.engine.on_keys(state, keys))
-        self._send_sms()
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                row = tx.session(call_sid)
+                if row is None:
+                    log.warning("keys for a call the line does not know")
+                    return self.renderer.apology(self.engine.languages, to_agent=False)
+                state = CallState.model_validate_json(row.state)
+                if state.ended or row.ended or turn != row.turn:
+                    tx.audit(call_sid, "stale_webhook_ignored")
+                    return str(row.reply)
+                twiml = self._settle(tx, self.engine.on_keys(state, keys), was=row.turn)
+        except Conflict:
+            return self._stored_reply(call_sid)
+        self._send_sms(tx)
         return twiml
 
     def status(self, call_sid: str, status: str | None, duration: int | None) -> None:
         """Twilio reports the call's progress; once it is over, forget the caller's secrets."""
         if status not in ENDED_STATUSES:
             return
-        with self.store.transaction(self.clock()) as tx:
+        with self.store.transaction(self.clock(), call_sid) as tx:
             row = tx.session(call_sid)
             if row is None:
                 return
             state = CallState.model_validate_json(row.state).scrubbed()
-            tx.save_session(call_sid, state.model_dump_json(), row.turn, row.reply, ended=True)
+            tx.save_session(call_sid, state.model_dump_json(), row.turn, row.reply, ended=True, was=row.turn)
             tx.audit(call_sid, "call_ended", status=status, duration=duration, step=state.step)
 
     def wait(self, call_sid: str, position: int | None) -> str:
@@ -91,16 +97,15 @@ class Line:
 
     def apology(self, call_sid: str | None) -> str:
         """Last resort after an unexpected error: sorry, in the caller's language, then an agent."""
+        languages = self.engine.languages
         try:
-            languages: tuple[str, ...] = (self._language(call_sid),) if call_sid else self.engine.languages
             if call_sid:
-                self._record_failure(call_sid)
+                languages = (self._record_failure(call_sid),)
         except Exception as error:  # the store itself may be what failed
-            log.error("could not read the call after an error: %s", without_values(error))
-            languages = self.engine.languages
+            log.error("could not record the failed call: %s", without_values(error))
         return self.renderer.apology(languages, to_agent=True)
 
-    def _settle(self, tx: Tx, result: Result) -> str:
+    def _settle(self, tx: Tx, result: Result, was: int | None) -> str:
         while isinstance(result, ActionNeeded):
             done = actions.run(result.action, self.services, tx, result.state, result.keys)
             pending = ActionNeeded(done.state, result.action, result.keys, result.speech, result.slots)
@@ -113,7 +118,7 @@ class Line:
             tx.audit(state.call_sid, "flow_ended", step=state.step, end=result.end)
         reply = Reply(state, result.speech, result.slots, result.listen, result.end)
         twiml = self.renderer.reply(reply)
-        tx.save_session(state.call_sid, state.model_dump_json(), state.turn, twiml, ended=False)
+        tx.save_session(state.call_sid, state.model_dump_json(), state.turn, twiml, ended=False, was=was)
         return twiml
 
     def _escalate(self, tx: Tx, state: CallState) -> None:
@@ -133,14 +138,33 @@ class Line:
         )
         tx.audit(state.call_sid, "escalated", reason=state.escalation_reason)
 
-    def _record_failure(self, call_sid: str) -> None:
-        with self.store.transaction(self.clock()) as tx:
+    def _record_failure(self, call_sid: str) -> str:
+        """Note the failure and hand the call to an agent with what we know; its language."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
             tx.audit(call_sid, "application_error")
+            row = tx.session(call_sid)
+            if row is None:
+                return self.engine.languages[0]
+            state = CallState.model_validate_json(row.state)
+            if not state.ended:
+                state = state.model_copy(update={"escalation_reason": "application_error"})
+                self._escalate(tx, state)
+                scrubbed = state.scrubbed().model_dump_json()
+                tx.save_session(call_sid, scrubbed, row.turn + 1, row.reply, False, was=row.turn)
+            return state.language
 
     def _language(self, call_sid: str) -> str:
-        with self.store.transaction(self.clock()) as tx:
+        with self.store.transaction(self.clock(), call_sid) as tx:
             row = tx.session(call_sid)
         return CallState.model_validate_json(row.state).language if row else self.engine.languages[0]
 
-    def _send_sms(self) -> None:
-        dispatch(self.store, self.sms, self.clock)
+    def _stored_reply(self, call_sid: str) -> str:
+        """What the call was last told: the answer for a webhook that lost a race to its twin."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            row = tx.session(call_sid)
+        return str(row.reply) if row else self.renderer.apology(self.engine.languages, to_agent=True)
+
+    def _send_sms(self, tx: Tx) -> None:
+        """After the commit: send what this webhook queued (and anything left pending)."""
+        if tx.queued_sms:
+            dispatch(self.store, self.sms, self.clock)

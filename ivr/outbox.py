@@ -36,21 +36,15 @@ class EmbeddedSms:
 
 def dispatch(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime]) -> int:
     """Send every pending SMS; return how many were sent."""
-    with store.engine.connect() as connection:
-        pending = (
-            connection.execute(
-                sa.select(sms_outbox.c.id).where(sms_outbox.c.status == "pending").order_by(sms_outbox.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        connection.rollback()
+    with store.connection() as connection:
+        query = sa.select(sms_outbox.c.id).where(sms_outbox.c.status == "pending").order_by(sms_outbox.c.id)
+        pending = connection.execute(query).scalars().all()
     return sum(_send_one(store, sender, clock, row_id) for row_id in pending)
 
 
 def _send_one(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime], row_id: int) -> bool:
     row = sms_outbox.c
-    with store.engine.begin() as connection:
+    with store.connection() as connection:
         claimed = connection.execute(
             sa.update(sms_outbox).where(row.id == row_id, row.status == "pending").values(status="sending")
         )
@@ -70,5 +64,5 @@ def _send_one(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime],
 
 
 def _finish(store: Store, row_id: int, **values: object) -> None:
-    with store.engine.begin() as connection:
+    with store.connection() as connection:
         connection.execute(sa.update(sms_outbox).where(sms_outbox.c.id == row_id).values(**values))

@@ -12,7 +12,8 @@ class Verification(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    identity_key: str
+    identity_keys: list[str]
+    """Pseudonyms of the claimed document and, when the register knows it, of the person."""
     questions: list[str]
     asked: int = 0
     correct: int = 0
@@ -43,7 +44,8 @@ class CallState(BaseModel):
     pin_issued: bool = False
     ended: bool = False
 
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("document_number",)
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("document_number", "user_id")
+    """Kept only while the call needs them (said spelled, e.g. again on `*`), then scrubbed."""
 
     def scrubbed(self) -> CallState:
         """The state with the caller's secrets removed, for a call that has ended."""

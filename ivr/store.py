@@ -1,7 +1,7 @@
 """The store: call sessions, attempt counters, escalations, the SMS outbox and the audit trail.
 
 SQLAlchemy Core, so the same code runs on the embedded SQLite default and on PostgreSQL.
-A webhook runs in one `Store.transaction()`; the call's row is locked for its length, so a
+A webhook runs in one `Store.transaction()`: the call is locked for its length, so a
 retried or concurrent webhook of the same call waits and then sees the turn already taken.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -95,7 +96,8 @@ def make_engine(url: str) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get("read_only", False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -105,71 +107,122 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-class Tx:
-    """One transaction's view of the store."""
+class Conflict(Exception):
+    """Another webhook of the same call committed first; this one's writes were dropped."""
 
-    def __init__(self, connection: sa.Connection, now: dt.datetime) -> None:
-        self.connection = connection
+
+class Tx:
+    """One webhook's unit of work: reads go to the store at once, writes wait for the commit.
+
+    Holding writes until the end keeps SQLite's single write lock short, even while an action
+    waits for the register or the MitID back end.
+    """
+
+    def __init__(self, reader: sa.Connection, now: dt.datetime) -> None:
+        self.reader = reader
         self.now = now
+        self.writes: list[sa.Executable] = []
+        self.session_write: tuple[str, int | None, dict[str, Any]] | None = None
+        self.new_attempts: list[tuple[str, str]] = []
+        self.queued_sms = False
 
     def session(self, call_sid: str) -> sa.Row[Any] | None:
         query = sa.select(call_sessions).where(call_sessions.c.call_sid == call_sid)
-        if self.connection.dialect.name != "sqlite":
-            query = query.with_for_update()
-        return self.connection.execute(query).first()
+        if self.reader.dialect.name != "sqlite":
+            query = query.with_for_update()  # other machines' webhooks of this call wait for us
+        return self.reader.execute(query).first()
 
-    def save_session(self, call_sid: str, state: str, turn: int, reply: str, ended: bool) -> None:
+    def save_session(
+        self, call_sid: str, state: str, turn: int, reply: str, ended: bool, *, was: int | None
+    ) -> None:
+        """Save the call, provided it is still at turn `was` (None: a new call) at commit."""
         values = {"state": state, "turn": turn, "reply": reply, "updated_at": self.now, "ended": ended}
-        updated = self.connection.execute(
-            sa.update(call_sessions).where(call_sessions.c.call_sid == call_sid).values(values)
-        )
-        if updated.rowcount == 0:
-            self.connection.execute(
-                sa.insert(call_sessions).values(call_sid=call_sid, started_at=self.now, **values)
-            )
+        self.session_write = (call_sid, was, values)
 
     def count_attempts(self, key: str, kind: str, since: dt.datetime) -> int:
         query = sa.select(sa.func.count()).where(
             attempts.c.key == key, attempts.c.kind == kind, attempts.c.at >= since
         )
-        return int(self.connection.execute(query).scalar_one())
+        stored = int(self.reader.execute(query).scalar_one())
+        return stored + self.new_attempts.count((key, kind))
 
     def add_attempt(self, key: str, kind: str) -> None:
-        self.connection.execute(sa.insert(attempts).values(key=key, kind=kind, at=self.now))
+        self.new_attempts.append((key, kind))
+        self.writes.append(sa.insert(attempts).values(key=key, kind=kind, at=self.now))
 
     def add_escalation(self, **values: Any) -> None:
-        self.connection.execute(sa.insert(escalations).values(created_at=self.now, **values))
+        self.writes.append(sa.insert(escalations).values(created_at=self.now, **values))
 
     def add_sms(self, key: str, call_sid: str, to: str, body: str) -> None:
-        self.connection.execute(
-            sa.insert(sms_outbox).values(
-                key=key, call_sid=call_sid, to=to, body=body, status="pending", created_at=self.now
-            )
-        )
+        self.queued_sms = True
+        row = {"key": key, "call_sid": call_sid, "to": to, "body": body, "status": "pending"}
+        self.writes.append(sa.insert(sms_outbox).values(created_at=self.now, **row))
 
     def audit(self, call_sid: str | None, name: str, **detail: object) -> None:
-        self.connection.execute(
-            sa.insert(audit_events).values(
-                at=self.now, call_sid=call_sid, event=name, detail=json.dumps(detail, sort_keys=True)
-            )
+        text = json.dumps(detail, sort_keys=True)
+        self.writes.append(
+            sa.insert(audit_events).values(at=self.now, call_sid=call_sid, event=name, detail=text)
         )
+
+    def commit(self, writer: sa.Connection) -> None:
+        """Apply the writes; raise Conflict if the call moved on meanwhile."""
+        if self.session_write is not None:
+            call_sid, was, values = self.session_write
+            if was is None:
+                try:
+                    with writer.begin_nested():
+                        writer.execute(
+                            sa.insert(call_sessions).values(call_sid=call_sid, started_at=self.now, **values)
+                        )
+                except sa.exc.IntegrityError:
+                    raise Conflict(call_sid) from None
+            else:
+                c = call_sessions.c
+                query = sa.update(call_sessions).where(c.call_sid == call_sid, c.turn == was).values(values)
+                if writer.execute(query).rowcount != 1:
+                    raise Conflict(call_sid)
+        for statement in self.writes:
+            writer.execute(statement)
 
 
 class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time: this process's threads queue on a lock rather than
+        # on SQLite's sleep-and-retry. Webhooks of one call queue on one of the call locks.
+        self._write_lock = threading.Lock() if self.sqlite else None
+        self._call_locks = [threading.Lock() for _ in range(64)]
 
     def create(self) -> None:
         metadata.create_all(self.engine)
 
     @contextmanager
-    def transaction(self, now: dt.datetime) -> Iterator[Tx]:
-        with self.engine.begin() as connection:
-            yield Tx(connection, now)
+    def connection(self) -> Iterator[sa.Connection]:
+        """One short transaction, committed when the block ends without an error."""
+        with self._write_lock or nullcontext(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def transaction(self, now: dt.datetime, call_sid: str) -> Iterator[Tx]:
+        """A webhook of one call: reads, then all its writes at once (or none, on an error)."""
+        with self._call_locks[hash(call_sid) % len(self._call_locks)]:
+            if self.sqlite:
+                with self.engine.connect().execution_options(read_only=True) as reader:
+                    tx = Tx(reader, now)
+                    yield tx
+                    reader.rollback()
+                with self.connection() as writer:
+                    tx.commit(writer)
+            else:
+                with self.engine.begin() as connection:
+                    tx = Tx(connection, now)
+                    yield tx
+                    tx.commit(connection)
 
     def rows(self, table: sa.Table, *where: Any, order: str = "id") -> list[dict[str, Any]]:
         """Every row of a table as dicts (for the console commands and tests)."""
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             result = connection.execute(sa.select(table).where(*where).order_by(table.c[order]))
             return [
                 {k: _aware(v) if isinstance(v, dt.datetime) else v for k, v in row._mapping.items()}

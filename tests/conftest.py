@@ -12,7 +12,7 @@ from flask import Flask
 from ivr import create_app
 from ivr.adapters.demo_people import DemoPerson
 from ivr.settings import Settings
-from tests.calls import Call, Clock
+from tests.calls import Call, Clock, Records
 
 TOKEN = "test-auth-token"
 BASE = "https://ivr.example.test"
@@ -44,6 +44,17 @@ def app(settings: Settings, clock: Clock) -> Iterator[Flask]:
 def people(app: Flask) -> list[DemoPerson]:
     people: list[DemoPerson] = app.extensions["ivr.people"]
     return people
+
+
+@pytest.fixture
+def cases(people: list[DemoPerson]) -> dict[str, DemoPerson]:
+    """The fixed awkward demo people by their case label (see ivr/adapters/demo_people.py)."""
+    return {p.case: p for p in people if p.case}
+
+
+@pytest.fixture
+def records(app: Flask) -> Records:
+    return Records(app)
 
 
 @pytest.fixture

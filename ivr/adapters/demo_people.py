@@ -206,9 +206,7 @@ def _years(day: dt.date, years: float) -> dt.date:
     return day + dt.timedelta(days=round(years * 365.25))
 
 
-def _address(
-    fake: Faker, rng: random.Random, birth: dt.date, today: dt.date, greenlandic: bool
-) -> Address:
+def _address(fake: Faker, rng: random.Random, birth: dt.date, today: dt.date, greenlandic: bool) -> Address:
     """A Danish address (or a Greenlandic one) moved into after birth, before today."""
     if greenlandic:
         street = rng.choice(_GREENLAND_STREETS)
@@ -225,9 +223,7 @@ def _address(
 def _documents(rng: random.Random, used: _Used) -> tuple[Document, ...]:
     """Mostly one document, some both, a few none; numbers unique across people."""
     kinds = rng.choices(_DOCUMENT_SETS, weights=(20, 45, 30, 5))[0]
-    return tuple(
-        Document(kind, _unique(used.docs, partial(_doc_number, rng, kind))) for kind in kinds
-    )
+    return tuple(Document(kind, _unique(used.docs, partial(_doc_number, rng, kind))) for kind in kinds)
 
 
 def _doc_number(rng: random.Random, kind: DocumentType) -> str:

@@ -1,0 +1,170 @@
+"""Bad input at every listening step of call_flows/support.yaml, as a caller would give it.
+
+Silence and wrong keys get an apology and the step again; the third failure goes to an agent;
+`*` repeats without counting; `0` is always a way out; and no call can go on for ever.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.flows import ListeningStep
+from tests.calls import LANGUAGES, Call
+
+languages = pytest.mark.parametrize("language", LANGUAGES)
+# Every step that listens for keys, in the order a caller meets them.
+LISTENING_STEPS = [
+    "choose_language",
+    "main_menu",
+    "document_type",
+    "passport_number",
+    "driving_licence_number",
+    "confirm_document",
+    "question",
+    "user_id",
+]
+steps = pytest.mark.parametrize("step", LISTENING_STEPS)
+# After the user ID is said, silence means the caller has it: goodbye (the flow's on_no_input).
+SILENCE_REPROMPTS = [s for s in LISTENING_STEPS if s != "user_id"]
+
+
+def at(dial, cases, language: str, step: str) -> Call:
+    """A call by the ordinary demo person, standing at `step`."""
+    return dial(language).reach(step, cases["ordinary"])
+
+
+def apology(call: Call, key: str) -> list[str]:
+    """The apology a step starts its reprompt with (the language menu says it in each language)."""
+    return [key] * (len(LANGUAGES) if call.step == "choose_language" else 1)
+
+
+def test_these_are_all_the_listening_steps_of_the_flow(app):
+    flow = app.extensions["ivr"].engine.flow
+    listening = {name for name, step in flow.steps.items() if isinstance(step, ListeningStep)}
+    assert listening == set(LISTENING_STEPS)
+
+
+@languages
+@pytest.mark.parametrize("step", SILENCE_REPROMPTS)
+def test_silence_gets_no_input_and_the_step_again(dial, cases, language, step):
+    call = at(dial, cases, language, step)
+    words = call.step_words()
+    call.silence()
+    assert call.said == apology(call, "no_input") + words
+    assert call.step == step
+    assert call.listening
+
+
+@languages
+def test_silence_after_the_user_id_says_goodbye(dial, cases, language):
+    call = at(dial, cases, language, "user_id").silence()
+    assert call.said == ["goodbye"]
+    assert call.hung_up
+
+
+@languages
+@steps
+def test_a_wrong_key_gets_invalid_input_and_the_step_again(dial, cases, language, step):
+    call = at(dial, cases, language, step)
+    words, heard = call.step_words(), call.heard
+    call.press(call.wrong_keys())
+    assert call.said == apology(call, "invalid_input") + words
+    assert call.step == step
+    assert call.listening
+    if step == "user_id":
+        assert heard in call.heard  # the user ID is spelled again
+
+
+@languages
+@pytest.mark.parametrize("step", SILENCE_REPROMPTS)
+def test_third_silence_goes_to_an_agent(dial, cases, records, language, step):
+    call = at(dial, cases, language, step)
+    call.silence().silence()
+    assert call.listening
+    call.silence()
+    assert call.said == ["too_many_tries", "transfer"]
+    assert call.queued
+    assert records.escalation(call)["reason"] == "repeated_no_input"
+
+
+@languages
+@steps
+def test_third_wrong_key_goes_to_an_agent(dial, cases, records, language, step):
+    call = at(dial, cases, language, step)
+    for _ in range(2):
+        call.press(call.wrong_keys())
+        assert call.listening
+    call.press(call.wrong_keys())
+    assert call.said == ["too_many_tries", "transfer"]
+    assert call.queued
+    assert records.escalation(call)["reason"] == "repeated_invalid_input"
+
+
+@languages
+@steps
+def test_star_repeats_the_step_without_counting_a_try(dial, cases, records, language, step):
+    call = at(dial, cases, language, step)
+    words = call.step_words()
+    call.press(call.wrong_keys()).press(call.wrong_keys())
+    for _ in range(4):
+        call.press("*")
+        assert call.said == words
+        assert call.step == step
+    call.press(call.wrong_keys())
+    assert call.queued
+    assert records.escalation(call)["reason"] == "repeated_invalid_input"
+
+
+@languages
+@steps
+def test_0_at_any_step_puts_the_caller_through_to_an_agent(dial, cases, records, language, step):
+    call = at(dial, cases, language, step)
+    call.press("0#")
+    assert call.said == ["transfer"]
+    assert call.queued
+    assert records.escalation(call)["reason"] == "caller_request"
+
+
+@languages
+@pytest.mark.parametrize(
+    ("document", "keys"),
+    [("1", "12345678#"), ("1", "1234567890#"), ("2", "1234567#"), ("2", "123456789#")],
+    ids=["passport-8", "passport-10", "licence-7", "licence-9"],
+)
+def test_a_document_number_of_the_wrong_length_is_invalid(dial, language, document, keys):
+    call = dial(language).choose_language().press("1").press(document)
+    words = call.step_words()
+    call.press(keys)
+    assert call.said == ["invalid_input", *words]
+    call.press(("100000001" if document == "1" else "20000002") + "#")
+    assert call.said == ["confirm_document"]
+
+
+@languages
+def test_star_for_ever_ends_with_an_agent(app, dial, records, language):
+    call = dial(language).choose_language()
+    cap = app.extensions["ivr"].engine.flow.defaults.max_turns
+    presses = press_until_it_stops_listening(call, "*", limit=cap + 5)
+    assert presses <= cap + 1
+    assert call.said == ["too_many_tries", "transfer"]
+    assert call.queued
+    assert records.escalation(call)["reason"] == "call_too_long"
+
+
+@languages
+def test_hearing_the_user_id_again_for_ever_ends_with_an_agent(app, dial, cases, records, language):
+    call = at(dial, cases, language, "user_id")
+    cap = app.extensions["ivr"].engine.flow.defaults.max_turns
+    presses = press_until_it_stops_listening(call, "1", limit=cap + 5)
+    assert presses < cap
+    assert call.queued
+    assert records.escalation(call)["reason"] == "call_too_long"
+
+
+def press_until_it_stops_listening(call: Call, keys: str, limit: int) -> int:
+    """Keep pressing `keys`; how many presses it took until the line stopped listening."""
+    for presses in range(1, limit + 1):
+        call.press(keys)
+        if not call.listening:
+            return presses
+    raise AssertionError(f"still listening after {limit} presses of {keys!r}")

@@ -1,0 +1,230 @@
+"""The `ivr` console command, run as an operator would: in a shell, against a real server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+IVR = str(Path(sys.executable).with_name("ivr"))
+SERVER_TOKEN = "cli-test-auth-token"
+ALL_WEEK = json.dumps(
+    {"weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-23:59"),
+     "holiday_regions": []}
+)
+PIN_KEYS = "2 2 1 100000001# 1 ? ? ?"  # English, temporary PIN, passport, Mette Hansen, confirm, answers
+
+
+@dataclass
+class Shell:
+    """Runs `ivr` in a clean environment: no `IVR_*` from outside, no `.env` from the repository."""
+
+    cwd: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [IVR, *args],
+            cwd=self.cwd,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def json(self, *args: str) -> Any:
+        done = self.run(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+
+def clean_environment(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    return {**env, "IVR_DATA_DIR": str(data_dir), "IVR_OPENING_HOURS": ALL_WEEK, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def not_at_midnight() -> None:
+    """The hours above leave out 23:59-24:00 (Copenhagen); do not start a call in that minute."""
+    now = dt.datetime.now(ZoneInfo("Europe/Copenhagen"))
+    if (now.hour, now.minute) == (23, 59):
+        time.sleep(61 - now.second)
+
+
+@pytest.fixture
+def shell(tmp_path: Path) -> Shell:
+    return Shell(tmp_path, clean_environment(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
+    """`ivr serve` on a free port; the shell it gives has the same settings, as an operator's would."""
+    home = tmp_path_factory.mktemp("line")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_environment(home / "data", IVR_PUBLIC_BASE_URL=base, IVR_TWILIO_AUTH_TOKEN=SERVER_TOKEN)
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [IVR, "serve", "--port", str(port)], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_until_answering(server, base, home / "server.log")
+        yield Shell(home, env)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def _wait_until_answering(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"ivr serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if requests.post(f"{base}/voice", timeout=1).status_code == 403:  # unsigned: refused
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    pytest.fail(f"ivr serve did not answer within 30 s:\n{log.read_text()}")
+
+
+# -- flows check ------------------------------------------------------------------------------------
+
+
+def test_flows_check_says_ok(shell: Shell) -> None:
+    done = shell.run("flows", "check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: ")
+    assert "languages da, en" in done.stdout
+
+
+def test_flows_check_names_the_file_and_step_of_a_broken_flow(shell: Shell, tmp_path: Path) -> None:
+    flows = tmp_path / "broken_flows"
+    shutil.copytree(REPO / "call_flows", flows)
+    path = flows / "support.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["steps"]["confirm_document"]["options"]["2"]["next"] = "enter_docment_again"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    done = shell.run("flows", "check", IVR_FLOWS_DIR=str(flows))
+    assert done.returncode != 0
+    assert f"{path}: step 'confirm_document' leads to unknown step 'enter_docment_again'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ok" not in done.stdout
+
+
+# -- the demo register ------------------------------------------------------------------------------
+
+
+def test_demo_people_lists_a_thousand_documented_people(shell: Shell) -> None:
+    people = shell.json("demo", "people")
+    assert len(people) >= 1000
+    keys = {"cpr", "name", "birth_date", "sex", "documents", "address", "mobile", "mobile_registered_at",
+            "user_id", "has_mitid", "case", "mother_birth_year", "father_birth_year",
+            "spouse_birth_date", "children_birth_dates", "backend_fails"}
+    for person in people:
+        assert keys <= person.keys()
+        assert re.fullmatch(r"\d{10}", person["cpr"])
+        assert set(person["address"]) == {"street", "house_number", "postcode", "city", "moved_in"}
+        dt.date.fromisoformat(person["birth_date"])
+        for document in person["documents"]:
+            digits = {"passport": 9, "driving_licence": 8}[document["type"]]
+            assert re.fullmatch(rf"\d{{{digits}}}", document["number"])
+        if person["mobile"]:
+            assert person["mobile"].startswith(("+45", "+299"))
+            dt.datetime.fromisoformat(person["mobile_registered_at"])
+    first = people[0]
+    assert (first["case"], first["name"], first["mobile"]) == ("ordinary", "Mette Hansen", "+4520123451")
+    assert first["documents"] == [{"type": "passport", "number": "100000001"}]
+    cprs = [p["cpr"] for p in people]
+    assert len(set(cprs)) == len(cprs)
+
+
+def test_demo_people_prints_a_table_for_people_too(shell: Shell) -> None:
+    done = shell.run("demo", "people")
+    assert done.returncode == 0, done.stderr
+    assert "Mette Hansen" in done.stdout and "passport 100000001" in done.stdout
+
+
+# -- calling the running line -----------------------------------------------------------------------
+
+
+def test_a_scripted_call_gets_a_temporary_pin_by_sms(line: Shell) -> None:
+    not_at_midnight()
+    done = line.run("call", "--keys", PIN_KEYS)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "We have sent a temporary PIN code by text message to your mobile number ending in 5, 1."
+        in done.stdout
+    )
+    assert "[the line hangs up]" in done.stdout
+
+    outbox = line.json("outbox")
+    assert len(outbox) == 1
+    sms = outbox[0]
+    assert sms["to"] == "+4520123451"
+    assert sms["status"] == "sent"
+    code = re.search(r"(?<!\d)\d{8}(?!\d)", sms["body"])
+    assert code is not None, sms["body"]
+
+    # the code is in the SMS and nowhere else the operator's tools show
+    assert code.group(0) not in done.stdout
+    audit = line.run("audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert "pin_issued" in audit.stdout
+    for secret in (code.group(0), "100000001", "0503851234"):
+        assert secret not in audit.stdout
+
+
+def test_pressing_0_puts_the_call_in_the_agents_list(line: Shell) -> None:
+    not_at_midnight()
+    done = line.run("call", "--keys", "2 0")
+    assert done.returncode == 0, done.stderr
+    assert "queued for an agent" in done.stdout
+
+    escalations = [e for e in line.json("escalations") if e["reason"] == "caller_request"]
+    assert len(escalations) == 1
+    context = {k: escalations[0][k] for k in ("language", "intent", "verification", "document", "step")}
+    assert context == {
+        "language": "en",
+        "intent": None,
+        "verification": "not_started",
+        "document": None,
+        "step": "agent_requested",
+    }
+    assert escalations[0]["call_sid"].startswith("CA")
+
+
+def test_calling_with_the_wrong_auth_token_is_a_clear_error(line: Shell) -> None:
+    done = line.run("call", "--keys", "2 0", IVR_TWILIO_AUTH_TOKEN="not-the-servers-token")
+    assert done.returncode == 1
+    assert "ivr call: POST /voice answered HTTP 403" in done.stderr
+    assert "signature" in done.stderr
+    assert "Traceback" not in done.stderr

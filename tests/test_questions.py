@@ -1,0 +1,159 @@
+"""The bank of knowledge questions: facts from the register that are not printed on the document."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+
+import pytest
+
+from ivr.checks import answer_is_well_formed
+from ivr.ports import Address, Document, DocumentType, Person
+from ivr.questions import QUESTIONS, answerable, choose, is_right
+
+FULL = Person(
+    cpr="0503851234",
+    name="Mette Hansen",
+    birth_date=dt.date(1985, 3, 5),
+    sex="female",
+    address=Address("Nørrebrogade", "12B", "2200", "København N", dt.date(2015, 8, 1)),
+    documents=(Document(DocumentType.PASSPORT, "100000001"),),
+    mother_birth_year=1958,
+    father_birth_year=1955,
+    spouse_birth_date=dt.date(1983, 6, 17),
+    children_birth_dates=(dt.date(2015, 1, 22), dt.date(2012, 9, 3)),
+)
+# Only the address is known: three kinds of question in all.
+SPARSE = dataclasses.replace(
+    FULL, mother_birth_year=None, father_birth_year=None, spouse_birth_date=None, children_birth_dates=()
+)
+
+
+def facts(person: Person) -> dict[str, str | None]:
+    return {kind: q.fact(person) for kind, q in QUESTIONS.items()}
+
+
+def test_the_bank_has_at_least_six_kinds() -> None:
+    assert len(QUESTIONS) >= 6
+    assert all(kind == q.kind for kind, q in QUESTIONS.items())
+
+
+def test_no_question_uses_what_is_printed_on_the_document() -> None:
+    """Name, birth date and sex are on every passport and licence: they must not change a fact."""
+    twin = dataclasses.replace(
+        FULL, name="Jens Andersen", birth_date=dt.date(1990, 1, 30), sex="male", cpr="3001901111"
+    )
+    assert facts(twin) == facts(FULL)
+    assert all(value is not None for value in facts(FULL).values())
+
+
+def test_facts_are_read_as_the_caller_keys_them() -> None:
+    assert facts(FULL) == {
+        "postcode": "2200",
+        "house_number": "12",
+        "moved_in_year": "2015",
+        "mother_birth_year": "1958",
+        "father_birth_year": "1955",
+        "spouse_birth_date": "17061983",
+        "eldest_child_birth_year": "2012",
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(QUESTIONS))
+def test_every_fact_has_the_shape_its_question_asks_for(kind: str) -> None:
+    fact = QUESTIONS[kind].fact(FULL)
+    assert fact is not None
+    assert answer_is_well_formed(kind, fact)
+
+
+def test_answerable_leaves_out_facts_the_register_lacks() -> None:
+    assert answerable(FULL) == list(QUESTIONS)
+    assert sorted(answerable(SPARSE)) == ["house_number", "moved_in_year", "postcode"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_choose_asks_distinct_answerable_questions_for_a_known_person(seed: int) -> None:
+    person = dataclasses.replace(FULL, spouse_birth_date=None, children_birth_dates=())
+    kinds, can_pass = choose(person, 3, random.Random(seed))
+    assert can_pass
+    assert len(kinds) == len(set(kinds)) == 3
+    assert set(kinds) <= set(answerable(person))
+    assert not {"spouse_birth_date", "eldest_child_birth_year"} & set(kinds)
+
+
+def test_choose_uses_every_answerable_kind_over_many_calls() -> None:
+    rng = random.Random(1)
+    seen = {kind for _ in range(200) for kind in choose(FULL, 3, rng)[0]}
+    assert seen == set(QUESTIONS)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_unknown_caller_gets_as_many_questions_from_the_whole_bank(seed: int) -> None:
+    kinds, can_pass = choose(None, 3, random.Random(seed))
+    assert not can_pass
+    assert len(kinds) == len(set(kinds)) == 3
+    assert set(kinds) <= set(QUESTIONS)
+
+
+def test_a_person_with_too_few_facts_cannot_pass() -> None:
+    kinds, can_pass = choose(SPARSE, 4, random.Random(0))
+    assert not can_pass
+    assert len(kinds) == len(set(kinds)) == 4
+    assert set(kinds) <= set(QUESTIONS)
+    assert choose(SPARSE, 3, random.Random(0))[1]
+
+
+def test_an_unknown_caller_hears_questions_a_known_one_could_hear() -> None:
+    """Nothing in what is asked gives away that the document is unknown."""
+    rng = random.Random(7)
+    unknown = {kind for _ in range(200) for kind in choose(None, 3, rng)[0]}
+    assert unknown == set(QUESTIONS)
+
+
+def test_choose_is_repeatable_with_the_same_random_source() -> None:
+    assert choose(FULL, 3, random.Random(42)) == choose(FULL, 3, random.Random(42))
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "right"),
+    [
+        ("postcode", "2200", True),
+        ("postcode", "2201", False),
+        ("postcode", "22000", False),
+        ("postcode", "", False),
+        ("moved_in_year", "2015", True),
+        ("moved_in_year", "15", False),
+        ("mother_birth_year", "1958", True),
+        ("father_birth_year", "1958", False),
+        ("spouse_birth_date", "17061983", True),
+        ("spouse_birth_date", "1761983", False),
+        ("spouse_birth_date", "19830617", False),
+        ("eldest_child_birth_year", "2012", True),
+        ("eldest_child_birth_year", "2015", False),
+        ("house_number", "12", True),
+        ("house_number", "012", True),
+        ("house_number", "0012", True),
+        ("house_number", "120", False),
+        ("house_number", "1", False),
+        ("house_number", "", False),
+    ],
+)
+def test_is_right_compares_exactly(kind: str, answer: str, right: bool) -> None:
+    assert is_right(kind, FULL, answer) is right
+
+
+@pytest.mark.parametrize(("house", "fact"), [("12B", "12"), ("7", "7"), ("101A", "101"), ("B", None)])
+def test_house_number_is_the_number_without_its_letter(house: str, fact: str | None) -> None:
+    person = dataclasses.replace(FULL, address=dataclasses.replace(FULL.address, house_number=house))
+    assert QUESTIONS["house_number"].fact(person) == fact
+    if fact is not None:
+        assert is_right("house_number", person, fact)
+        assert is_right("house_number", person, "0" + fact)
+
+
+@pytest.mark.parametrize("kind", ["mother_birth_year", "spouse_birth_date", "eldest_child_birth_year"])
+def test_a_missing_fact_is_never_right(kind: str) -> None:
+    assert QUESTIONS[kind].fact(SPARSE) is None
+    for answer in ("", "0", "0000", "00000000", "1958"):
+        assert not is_right(kind, SPARSE, answer)
