@@ -29,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DefinitionError as error:
         print(error, file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ivr demo people | head`
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:

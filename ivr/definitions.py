@@ -22,7 +22,7 @@ def needed_prompts(flow: Flow) -> set[str]:
     return prompt_keys(flow) | CODE_PROMPTS | {f"question_{kind}" for kind in QUESTIONS}
 
 
-def problems(flow: Flow, catalog: Catalog, path: Path) -> list[str]:
+def problems(flow: Flow, catalog: Catalog, path: Path, prompts_dir: Path) -> list[str]:
     """Everything wrong with one flow against the prompts, each naming its file and step."""
     found = [
         f"{path}: {p}"
@@ -33,9 +33,9 @@ def problems(flow: Flow, catalog: Catalog, path: Path) -> list[str]:
             languages=frozenset(catalog),
         )
     ]
-    found += check_catalog(catalog, needed_prompts(flow))
+    found += check_catalog(catalog, needed_prompts(flow), prompts_dir)
     found += [
-        f"prompts/{code}.yaml: sms {key!r} is missing"
+        f"{prompts_dir / code}.yaml: sms {key!r} is missing"
         for code, lang in catalog.items()
         for key in sorted(SMS_TEXTS - lang.sms.keys())
     ]
@@ -47,7 +47,7 @@ def load(flows_dir: Path, prompts_dir: Path, flow_name: str) -> tuple[Flow, Cata
     catalog = load_catalog(prompts_dir)
     paths = sorted(flows_dir.glob("*.yaml"))
     flows = {path.stem: (load_flow(path), path) for path in paths}
-    found = [p for flow, path in flows.values() for p in problems(flow, catalog, path)]
+    found = [p for flow, path in flows.values() for p in problems(flow, catalog, path, prompts_dir)]
     if found:
         raise DefinitionError("call flows or prompts are broken:\n  " + "\n  ".join(found))
     if flow_name not in flows:

@@ -28,8 +28,8 @@ class Defaults(_Frozen):
 
     max_tries: int = Field(3, ge=1, le=5)
     timeout_seconds: int = Field(6, ge=2, le=20)
-    agent_key: str = "0"
-    repeat_key: str = "*"
+    agent_key: str = Field("0", pattern=r"^[0-9*#]$")
+    repeat_key: str = Field("*", pattern=r"^[0-9*#]$")
     no_input_prompt: str
     invalid_prompt: str
     agent_step: str
@@ -45,7 +45,7 @@ class Choice(_Frozen):
 
 class _Listening(_Frozen):
     say: tuple[str, ...] = ()
-    max_tries: int | None = None
+    max_tries: int | None = Field(None, ge=1, le=5)
     on_no_input: str | None = None
 
 

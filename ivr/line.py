@@ -82,7 +82,9 @@ class Line:
             if row is None:
                 return
             state = CallState.model_validate_json(row.state).scrubbed()
-            tx.save_session(call_sid, state.model_dump_json(), row.turn, row.reply, ended=True, was=row.turn)
+            # The last reply may spell the document number or the user ID: keep a goodbye instead.
+            reply = self.renderer.goodbye(state.language)
+            tx.save_session(call_sid, state.model_dump_json(), row.turn, reply, ended=True, was=row.turn)
             tx.audit(call_sid, "call_ended", status=status, duration=duration, step=state.step)
 
     def wait(self, call_sid: str, position: int | None) -> str:
@@ -100,7 +102,7 @@ class Line:
         languages = self.engine.languages
         try:
             if call_sid:
-                languages = (self._record_failure(call_sid),)
+                languages = self._record_failure(call_sid)
         except Exception as error:  # the store itself may be what failed
             log.error("could not record the failed call: %s", without_values(error))
         return self.renderer.apology(languages, to_agent=True)
@@ -138,20 +140,26 @@ class Line:
         )
         tx.audit(state.call_sid, "escalated", reason=state.escalation_reason)
 
-    def _record_failure(self, call_sid: str) -> str:
-        """Note the failure and hand the call to an agent with what we know; its language."""
+    def _record_failure(self, call_sid: str) -> tuple[str, ...]:
+        """Note the failure and hand the call to an agent with what we know; the languages to
+        apologise in (every one while the caller has not chosen theirs)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
             tx.audit(call_sid, "application_error")
             row = tx.session(call_sid)
             if row is None:
-                return self.engine.languages[0]
+                return self.engine.languages
             state = CallState.model_validate_json(row.state)
+            step = self.engine.flow.steps.get(state.step)
+            chosen = not getattr(step, "say_in_every_language", False)
+            languages = (state.language,) if chosen else self.engine.languages
             if not state.ended:
                 state = state.model_copy(update={"escalation_reason": "application_error"})
                 self._escalate(tx, state)
                 scrubbed = state.scrubbed().model_dump_json()
-                tx.save_session(call_sid, scrubbed, row.turn + 1, row.reply, False, was=row.turn)
-            return state.language
+                # A late retry of the failed webhook hears the apology again, not the old menu.
+                apology = self.renderer.apology(languages, to_agent=True)
+                tx.save_session(call_sid, scrubbed, row.turn + 1, apology, False, was=row.turn)
+            return languages
 
     def _language(self, call_sid: str) -> str:
         with self.store.transaction(self.clock(), call_sid) as tx:

@@ -95,19 +95,19 @@ def load_catalog(directory: Path) -> dict[str, Language]:
     return catalog
 
 
-def check_catalog(catalog: Catalog, needed: set[str]) -> list[str]:
+def check_catalog(catalog: Catalog, needed: set[str], directory: Path) -> list[str]:
     """Every problem with the prompt files: missing keys, slots that differ, unspeakable chars."""
     problems: list[str] = []
     reference = next(iter(catalog.values()))
     every = {t: set().union(*(getattr(lang, t) for lang in catalog.values())) for t in ("prompts", "sms")}
+    every["prompts"] |= needed
     for code, lang in catalog.items():
-        where = f"prompts/{code}.yaml"
-        problems += [f"{where}: prompt {k!r} is missing" for k in sorted(needed - lang.prompts.keys())]
-        for table, ref in (("prompts", reference.prompts), ("sms", reference.sms)):
+        where = directory / f"{code}.yaml"
+        for table, ref, noun in (("prompts", reference.prompts, "prompt"), ("sms", reference.sms, "sms")):
             mine = getattr(lang, table)
-            problems += [f"{where}: {table} {k!r} is missing" for k in sorted(every[table] - mine.keys())]
+            problems += [f"{where}: {noun} {k!r} is missing" for k in sorted(every[table] - mine.keys())]
             problems += [
-                f"{where}: {table} {k!r} has slots {sorted(slot_names(v))}, "
+                f"{where}: {noun} {k!r} has slots {sorted(slot_names(v))}, "
                 f"{reference.code} has {sorted(slot_names(ref[k]))}"
                 for k, v in mine.items()
                 if k in ref and slot_names(v) != slot_names(ref[k])

@@ -116,8 +116,14 @@ class Call:
         return self.request(gather.attrib["action"], Digits=keys, CallStatus="in-progress")
 
     def request(self, url: str, **params: str) -> Request:
-        form = {"CallSid": self.sid, "AccountSid": "AC" + "0" * 32, "From": self.caller,
-                "To": "+4533980010", "Direction": "inbound", **params}
+        form = {
+            "CallSid": self.sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.caller,
+            "To": "+4533980010",
+            "Direction": "inbound",
+            **params,
+        }
         return Request(url, form, sign(self.token, url, form))
 
     def post(self, url: str, **params: str) -> Call:
@@ -259,14 +265,23 @@ class Call:
                 return kind
         raise AssertionError(f"no question heard in: {self.heard}")
 
+    @property
+    def asked(self) -> bool:
+        """Whether a knowledge question is waiting for its answer."""
+        return self.listening and any(self.hears(f"question_{kind}") for kind in QUESTIONS)
+
+    def answer(self, person: DemoPerson | None, right: bool = True) -> Call:
+        """Answer the question being asked as `person` (None: a stranger), rightly or wrongly."""
+        question = QUESTIONS[self.current_question()]
+        truth = question.fact(person.person) if person else None
+        answer = truth if truth and right else _wrong(truth, question.digits)
+        return self.press(answer + ("" if question.digits else "#"))
+
     def answer_questions(self, person: DemoPerson | None, right: int = 99) -> Call:
         """Answer every question asked: the first `right` correctly, the rest wrongly."""
         answered = 0
-        while self.gather is not None and any(self.hears(f"question_{k}") for k in QUESTIONS):
-            question = QUESTIONS[self.current_question()]
-            truth = question.fact(person.person) if person else None
-            answer = truth if truth and answered < right else _wrong(truth, question.digits)
-            self.press(answer + ("" if question.digits else "#"))
+        while self.asked:
+            self.answer(person, right=answered < right)
             answered += 1
         return self
 

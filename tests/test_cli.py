@@ -25,8 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 IVR = str(Path(sys.executable).with_name("ivr"))
 SERVER_TOKEN = "cli-test-auth-token"
 ALL_WEEK = json.dumps(
-    {"weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-23:59"),
-     "holiday_regions": []}
+    {
+        "weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-23:59"),
+        "holiday_regions": [],
+    }
 )
 PIN_KEYS = "2 2 1 100000001# 1 ? ? ?"  # English, temporary PIN, passport, Mette Hansen, confirm, answers
 
@@ -146,9 +148,24 @@ def test_flows_check_names_the_file_and_step_of_a_broken_flow(shell: Shell, tmp_
 def test_demo_people_lists_a_thousand_documented_people(shell: Shell) -> None:
     people = shell.json("demo", "people")
     assert len(people) >= 1000
-    keys = {"cpr", "name", "birth_date", "sex", "documents", "address", "mobile", "mobile_registered_at",
-            "user_id", "has_mitid", "case", "mother_birth_year", "father_birth_year",
-            "spouse_birth_date", "children_birth_dates", "backend_fails"}
+    keys = {
+        "cpr",
+        "name",
+        "birth_date",
+        "sex",
+        "documents",
+        "address",
+        "mobile",
+        "mobile_registered_at",
+        "user_id",
+        "has_mitid",
+        "case",
+        "mother_birth_year",
+        "father_birth_year",
+        "spouse_birth_date",
+        "children_birth_dates",
+        "backend_fails",
+    }
     for person in people:
         assert keys <= person.keys()
         assert re.fullmatch(r"\d{10}", person["cpr"])

@@ -183,9 +183,22 @@ def test_a_broken_flow_is_refused_naming_file_and_step(
         assert f"{copy.support}: " in message
 
 
+def two_key_agent(data: Data) -> None:
+    data["defaults"]["agent_key"] = "00"  # a one-key menu could never send it
+
+
+def no_tries(data: Data) -> None:
+    steps(data)["document_type"]["max_tries"] = 0
+
+
 @pytest.mark.parametrize(
     ("breakage", "where"),
-    [(unknown_field, "main_menu"), (wrong_type, "question")],
+    [
+        (unknown_field, "steps.main_menu"),
+        (wrong_type, "steps.question"),
+        (two_key_agent, "defaults.agent_key"),
+        (no_tries, "steps.document_type.menu.max_tries"),
+    ],
 )
 def test_a_flow_that_does_not_fit_the_model_is_refused(
     copy: Definitions, breakage: Callable[[Data], None], where: str
@@ -193,7 +206,7 @@ def test_a_flow_that_does_not_fit_the_model_is_refused(
     copy.edit(copy.support, breakage)
     message = refused(copy)
     assert str(copy.support) in message
-    assert f"steps.{where}" in message
+    assert where in message
     if breakage is unknown_field:
         assert "colour" in message and "Extra inputs are not permitted" in message
 
@@ -222,7 +235,12 @@ def test_a_missing_flow_is_refused(copy: Definitions) -> None:
 
 
 def test_every_problem_is_listed_at_once(copy: Definitions) -> None:
-    copy.edit(copy.support, lambda d: (unknown_action(d), unknown_check(d), option_0(d)))
+    def three_breakages(data: Data) -> None:
+        unknown_action(data)
+        unknown_check(data)
+        option_0(data)
+
+    copy.edit(copy.support, three_breakages)
     message = refused(copy)
     for step in ("opening_hours", "passport_number", "main_menu"):
         assert f"step '{step}'" in message
@@ -241,12 +259,12 @@ def drop_prompt(key: str) -> Callable[[Data], None]:
         ("en", drop_prompt("main_menu"), "prompt 'main_menu' is missing"),
         ("da", drop_prompt("question_postcode"), "prompt 'question_postcode' is missing"),
         ("en", drop_prompt("queue_position"), "prompt 'queue_position' is missing"),
-        ("en", lambda d: d["prompts"].update(extra_only_here="Hi"), "prompts 'extra_only_here' is missing"),
+        ("en", lambda d: d["prompts"].update(extra_only_here="Hi"), "prompt 'extra_only_here' is missing"),
         ("da", lambda d: d["sms"].pop("temporary_pin"), "sms 'temporary_pin' is missing"),
         (
             "en",
             lambda d: d["prompts"].update(confirm_document="You entered: {document}."),
-            "prompts 'confirm_document' has slots ['document'], da has ['document_number']",
+            "prompt 'confirm_document' has slots ['document'], da has ['document_number']",
         ),
         (
             "en",

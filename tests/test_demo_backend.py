@@ -138,9 +138,7 @@ def test_only_hashes_are_stored(backend: DemoMitIdBackend, engine: sa.Engine) ->
     (row,) = rows(engine)
     assert row.cpr_hash == hashlib.sha256(CPR.encode()).hexdigest()
     for value in row:
-        texts = [str(value)] + (
-            [value.hex(), value.decode("latin-1")] if isinstance(value, bytes) else []
-        )
+        texts = [str(value)] + ([value.hex(), value.decode("latin-1")] if isinstance(value, bytes) else [])
         for text in texts:
             assert pin.code not in text
             assert CPR not in text
@@ -162,9 +160,7 @@ def test_pin_expires(backend: DemoMitIdBackend, clock: Clock) -> None:
     assert not backend.verify_temporary_pin(CPR, pin.code)
 
 
-def test_new_pin_supersedes_earlier(
-    backend: DemoMitIdBackend, engine: sa.Engine, clock: Clock
-) -> None:
+def test_new_pin_supersedes_earlier(backend: DemoMitIdBackend, engine: sa.Engine, clock: Clock) -> None:
     other_cpr = CASES["passport_and_licence"].person.cpr
     other = issue(backend, "other", other_cpr)
     first = issue(backend, "call-1")

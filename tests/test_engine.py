@@ -197,8 +197,10 @@ def test_input_step_stores_the_digits_and_reads_them_back_spelled(engine: Engine
     answer = menu(engine.on_keys(state, "100000001"), "confirm_document")
     assert answer.state.collected["document_number"] == "100000001"
     assert answer.slots["document_number"] == Spelled("100000001")
-    assert CATALOG["en"].text("confirm_document", answer.slots).startswith(
-        "You entered: 1, 0, 0, 0, 0, 0, 0, 0, 1."
+    assert (
+        CATALOG["en"]
+        .text("confirm_document", answer.slots)
+        .startswith("You entered: 1, 0, 0, 0, 0, 0, 0, 0, 1.")
     )
 
 
@@ -246,7 +248,8 @@ def test_foreign_document_hears_citizen_service_and_goodbye(engine: Engine) -> N
 
 def verifying(kinds: list[str], asked: int = 0) -> Verification:
     """A verification in progress; only what the engine reads (the actions own the rest)."""
-    return Verification.model_construct(questions=kinds, asked=asked, correct=0, can_pass=True)
+    fields: dict[str, Any] = {"questions": kinds, "asked": asked, "correct": 0, "can_pass": True}
+    return Verification.model_construct(**fields)
 
 
 def test_questions_start_with_the_intro_then_the_first_question(engine: Engine) -> None:

@@ -196,9 +196,7 @@ def test_next_opening_skips_christmas_and_closed_dates() -> None:
 
 def test_next_opening_accepts_now_in_utc() -> None:
     # Friday 16:30 UTC in March is 17:30 CET: the line next opens Saturday 10:00.
-    assert next_opening(DEFAULT, dt.datetime(2026, 3, 13, 16, 30, tzinfo=UTC)) == local(
-        2026, 3, 14, 10
-    )
+    assert next_opening(DEFAULT, dt.datetime(2026, 3, 13, 16, 30, tzinfo=UTC)) == local(2026, 3, 14, 10)
 
 
 def test_next_opening_gives_up_after_fourteen_days() -> None:

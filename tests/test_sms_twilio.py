@@ -74,9 +74,7 @@ def _message_resource(form: dict[str, list[str]]) -> dict[str, object]:
         "price_unit": "USD",
         "sid": sid,
         "status": "queued",
-        "subresource_uris": {
-            "media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media.json"
-        },
+        "subresource_uris": {"media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media.json"},
         "to": form.get("To", [""])[0],
         "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
     }
@@ -146,9 +144,7 @@ def _create_message_schema() -> dict[str, object]:
         pytest.fail(f"Twilio's OpenAPI description is missing: expected it at {OAI_FILE}")
     spec = json.loads(OAI_FILE.read_text(encoding="utf-8"))
     post = spec["paths"][OAI_PATH]["post"]
-    schema: dict[str, object] = post["requestBody"]["content"]["application/x-www-form-urlencoded"][
-        "schema"
-    ]
+    schema: dict[str, object] = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     return schema
 
 
@@ -252,9 +248,7 @@ def test_connection_refused_is_a_backend_error() -> None:
 
 def test_timeout_is_honoured(twilio_server: FakeTwilio) -> None:
     twilio_server.delay = 5.0
-    sms = TwilioSms(
-        ACCOUNT_SID, AUTH_TOKEN, sender=SENDER, api_base_url=twilio_server.base_url, timeout=0.3
-    )
+    sms = TwilioSms(ACCOUNT_SID, AUTH_TOKEN, sender=SENDER, api_base_url=twilio_server.base_url, timeout=0.3)
     started = time.monotonic()
     try:
         with pytest.raises(BackendError, match="Timeout") as caught:

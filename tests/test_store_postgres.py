@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -97,22 +97,43 @@ def postgres_url() -> Iterator[str]:
     try:
         _run(
             _as_cluster_owner(
-                [str(bin_dir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8",
-                 "--locale=C", "--no-sync"]
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    user,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
             ),
             "initialise a PostgreSQL cluster",
         )
         options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
         _run(
             _as_cluster_owner(
-                [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "log"), "-w",
-                 "start"]
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(home / "log"),
+                    "-w",
+                    "start",
+                ]
             ),
             "start PostgreSQL",
         )
         try:
-            with psycopg.connect(host="127.0.0.1", port=port, user=user, dbname="postgres",
-                                 autocommit=True) as connection:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user=user, dbname="postgres", autocommit=True
+            ) as connection:
                 connection.execute("CREATE DATABASE ivr_test")
             yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/ivr_test"
         finally:
@@ -168,7 +189,8 @@ def _mette(app: Flask) -> DemoPerson:
 
 def _rows(app: Flask, table: sa.Table, sid: str) -> list[dict[str, object]]:
     order = "id" if "id" in table.c else "call_sid"
-    rows: list[dict[str, object]] = app.extensions["ivr"].store.rows(table, table.c.call_sid == sid, order=order)
+    store = app.extensions["ivr"].store
+    rows: list[dict[str, object]] = store.rows(table, table.c.call_sid == sid, order=order)
     return rows
 
 
@@ -198,8 +220,14 @@ def test_a_whole_pin_call_on_postgresql(apps: tuple[Flask, Flask]) -> None:
     assert code is not None
 
     events = [row["event"] for row in _rows(app, audit_events, call.sid)]
-    for event in ("call_started", "verification_started", "verification_passed", "pin_issued",
-                  "flow_ended", "call_ended"):
+    for event in (
+        "call_started",
+        "verification_started",
+        "verification_passed",
+        "pin_issued",
+        "flow_ended",
+        "call_ended",
+    ):
         assert event in events
     assert events[0] == "call_started"
     assert events.count("pin_issued") == 1
@@ -211,30 +239,19 @@ def test_a_whole_pin_call_on_postgresql(apps: tuple[Flask, Flask]) -> None:
     assert session["ended"] is True
 
 
-@pytest.mark.parametrize("machines", [1, 2], ids=["one machine", "two machines"])
-def test_a_replayed_pin_request_racing_itself_sends_one_sms(apps: tuple[Flask, Flask], machines: int) -> None:
-    """Twilio retries a webhook that was slow: both copies arrive at once; one SMS, one PIN."""
-    app = apps[0]
-    person = _mette(app)
-    call = _dial(app).choose_language().identify(person, "temporary_pin")
-    asked = app.extensions["ivr.settings"].questions_asked
-    for _ in range(asked - 1):
-        call.press(_answer(call, person) + "#")
-    assert call.gather is not None
-    url, digits = call.gather.attrib["action"], _answer(call, person)
-
-    twins = [dataclasses.replace(call, app=apps[i % machines], history=[]) for i in range(2)]
+def _at_once(twins: list[Call], send: Callable[[Call], object]) -> None:
+    """Run `send` for every twin in its own thread, all released at the same moment."""
     start = threading.Barrier(len(twins))
     failures: list[BaseException] = []
 
-    def post(twin: Call) -> None:
+    def run(twin: Call) -> None:
         try:
             start.wait(timeout=10)
-            twin.post(url, Digits=digits, CallStatus="in-progress")
+            send(twin)
         except BaseException as error:  # reported below, in the test's own thread
             failures.append(error)
 
-    threads = [threading.Thread(target=post, args=(twin,)) for twin in twins]
+    threads = [threading.Thread(target=run, args=(twin,)) for twin in twins]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -242,16 +259,62 @@ def test_a_replayed_pin_request_racing_itself_sends_one_sms(apps: tuple[Flask, F
     assert not failures
     assert not any(thread.is_alive() for thread in threads)
 
+
+def _twins(call: Call, apps: tuple[Flask, Flask], machines: int) -> list[Call]:
+    """Two copies of the caller's phone line: the same call, Twilio's retry and the original."""
+    return [
+        dataclasses.replace(call, app=apps[i % machines], history=[], replies=[], requests=[])
+        for i in range(2)
+    ]
+
+
+MACHINES = pytest.mark.parametrize("machines", [1, 2], ids=["one machine", "two machines"])
+
+
+@MACHINES
+@pytest.mark.parametrize("round_", range(3))
+def test_a_replayed_pin_request_racing_itself_sends_one_sms(
+    apps: tuple[Flask, Flask], machines: int, round_: int
+) -> None:
+    """Twilio retries a webhook that was slow: both copies arrive at once; one SMS, one PIN."""
+    app = apps[0]
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    asked = app.extensions["ivr.settings"].questions_asked
+    for _ in range(asked - 1):
+        call.press(_answer(call, person) + "#")
+    last_answer = call.pressing(_answer(call, person) + "#")  # the request that sends the PIN
+
+    twins = _twins(call, apps, machines)
+    _at_once(twins, lambda twin: twin.send(last_answer))
+
     for twin in twins:
         assert twin.status == 200
         assert twin.hears("pin_sent", mobile_last_digits=Spelled("51")), twin.heard
     assert len(_rows(app, sms_outbox, call.sid)) == 1
     events = [row["event"] for row in _rows(app, audit_events, call.sid)]
     assert events.count("pin_issued") == 1
-    assert events.count("stale_webhook_ignored") == 1
     backend = app.extensions["ivr"].services.backend
     with backend._engine.connect() as connection:
         pins = connection.execute(
             sa.select(sa.func.count()).where(backend.pins.c.request_key == f"{call.sid}:temporary_pin")
         ).scalar_one()
     assert pins == 1
+
+
+@MACHINES
+def test_a_retried_first_webhook_racing_itself_starts_one_call(
+    apps: tuple[Flask, Flask], machines: int
+) -> None:
+    call = Call(apps[0], TOKEN, BASE, language="en", sid=f"CA{secrets.token_hex(16)}")
+    twins = _twins(call, apps, machines)
+    _at_once(twins, lambda twin: twin.dial())
+
+    for twin in twins:
+        assert twin.status == 200
+        assert twin.hears("choose_language", "en"), twin.heard
+        assert twin.listening
+    assert len(_rows(apps[0], call_sessions, call.sid)) == 1
+    events = [row["event"] for row in _rows(apps[0], audit_events, call.sid)]
+    assert events.count("call_started") == 1
+    assert "application_error" not in events
