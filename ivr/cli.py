@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
 
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
+    table = flows.add_parser("table", help="the flow as a Markdown table (docs/call_flow.md)")
+    table.add_argument("--language", default="en")
+    table.set_defaults(run=_table)
     return parser
 
 
@@ -187,4 +190,14 @@ def _check(args: argparse.Namespace) -> int:
     settings = Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
     print(f"ok: {len(flow.steps)} steps in {settings.flows_dir}, languages {', '.join(catalog)}")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from ivr import definitions
+    from ivr.flow_doc import table
+
+    settings = Settings()
+    flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
+    sys.stdout.write(table(flow, catalog[args.language]))
     return 0
