@@ -124,9 +124,7 @@ def look_up_user_id(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
     if account is None:
         return Done("no_mitid", state)
     tx.audit(state.call_sid, "user_id_told")
-    # Kept in the state (scrubbed when the call ends) so that `*` or a reprompt can say it again.
-    collected = {**state.collected, "user_id": account.user_id}
-    return Done("found", state.model_copy(update={"collected": collected}))
+    return Done("found", state, {"user_id": Spelled(account.user_id)})
 
 
 def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done:

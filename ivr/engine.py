@@ -197,6 +197,5 @@ class Engine:
 
     def _slots(self, state: CallState, slots: Mapping[str, Slot]) -> dict[str, Slot]:
         said_spelled = {s.store for s in self.flow.steps.values() if isinstance(s, InputStep)}
-        said_spelled |= set(state.SECRET_FIELDS)
         spelled = {k: Spelled(v) for k, v in state.collected.items() if k in said_spelled}
         return {**spelled, **slots}

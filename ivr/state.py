@@ -44,8 +44,8 @@ class CallState(BaseModel):
     pin_issued: bool = False
     ended: bool = False
 
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("document_number", "user_id")
-    """Kept only while the call needs them (said spelled, e.g. again on `*`), then scrubbed."""
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("document_number",)
+    """Kept only while the call needs them (read back, looked up again), then scrubbed."""
 
     def scrubbed(self) -> CallState:
         """The state with the caller's secrets removed, for a call that has ended."""

@@ -296,7 +296,7 @@ class Call:
             "driving_licence_number": lambda: self.reach("document_type", person).press("2"),
             "confirm_document": lambda: self.reach("document_type", person).give_document(document),
             "question": lambda: self.reach("main_menu", person).identify(person, "user_id"),
-            "user_id": lambda: self.reach("question", person).answer_questions(person),
+            "user_id_again": lambda: self.reach("question", person).answer_questions(person),
         }
         walks[step]()
         assert self.step == step, f"meant to reach {step}, the call is at {self.step}: {self.heard}"

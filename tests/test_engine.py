@@ -313,21 +313,22 @@ def test_pin_sent_reports_the_last_digits_and_hangs_up(engine: Engine) -> None:
 
 def test_user_id_is_spelled_and_offered_again(engine: Engine) -> None:
     pending = ActionNeeded(at("tell_user_id"), "look_up_user_id", "", (), {})
-    answer = menu(engine.on_outcome(pending, "found", {"user_id": Spelled("ab1")}), "user_id")
+    answer = menu(engine.on_outcome(pending, "found", {"user_id": Spelled("ab1")}), "user_id_again")
     assert said(answer) == ["user_id_is", "user_id_again"]
     assert answer.slots["user_id"] == Spelled("ab1")
     action(engine.on_keys(answer.state, "1"), "look_up_user_id")
 
 
 def test_silence_after_the_user_id_says_goodbye_at_once(engine: Engine) -> None:
-    answer = reply(engine.on_keys(at("user_id"), ""))
+    answer = reply(engine.on_keys(at("user_id_again"), ""))
     assert answer.end == "hangup"
     assert said(answer) == ["goodbye"]
 
 
 def test_a_wrong_key_after_the_user_id_still_reprompts(engine: Engine) -> None:
-    answer = menu(engine.on_keys(at("user_id"), "9"), "user_id")
-    assert said(answer) == ["invalid_input", "user_id_is", "user_id_again"]
+    answer = menu(engine.on_keys(at("user_id_again"), "9"), "user_id_again")
+    assert said(answer) == ["invalid_input", "user_id_again"]
+    assert "user_id" not in answer.slots  # never kept, so never said without a fresh look-up
 
 
 def test_keys_after_the_call_ended_hear_the_end_again(engine: Engine) -> None:

@@ -266,7 +266,7 @@ def test_secrets_never_reach_logs_audit_escalations_or_urls(app, dial, cases, re
 
 
 @languages
-@pytest.mark.parametrize("step", ["confirm_document", "user_id"])
+@pytest.mark.parametrize("step", ["confirm_document", "user_id_again"])
 def test_a_call_that_hung_up_keeps_no_document_number_or_user_id(dial, cases, records, language, step):
     person = cases["exotic_user_id"]
     call = dial(language).reach(step, person).hang_up()
