@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,14 @@ OPEN_TIME = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def clock() -> Clock:
     return Clock(OPEN_TIME)
+
+
+@pytest.fixture(autouse=True)
+def no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see neither the developer's IVR_* variables nor a `.env` file."""
+    for name in [n for n in os.environ if n.startswith("IVR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
 
 
 @pytest.fixture
