@@ -8,8 +8,9 @@ listening for keys, a goodbye, or the agents' queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from ivr.checks import answer_is_well_formed
@@ -127,7 +128,7 @@ class Engine:
     ) -> Result:
         while True:
             step = self.flow.steps[name]
-            state = state.model_copy(update={"step": name, "tries": 0, "last_failure": None})
+            state = state.model_copy(update={"step": name, "tries": 0})
             match step:
                 case SayStep():
                     speech += tuple(Utterance(k) for k in step.say)
@@ -139,11 +140,8 @@ class Engine:
                     name = step.cases[value]
                 case ActionStep():
                     return ActionNeeded(state, step.action, keys, speech, slots)
-                case HangupStep(say_in_every_language=True):
-                    speech += tuple(Utterance(k, lang) for lang in self.languages for k in step.say)
-                    return Reply(state, speech, self._slots(state, slots), end="hangup")
                 case HangupStep() | AgentStep():
-                    speech += tuple(Utterance(k) for k in step.say)
+                    speech += self._utter(step.say, getattr(step, "say_in_every_language", False))
                     end: Literal["hangup", "agent"] = "hangup"
                     if isinstance(step, AgentStep):
                         end = "agent"
@@ -162,11 +160,8 @@ class Engine:
     ) -> Reply:
         timeout = self.flow.defaults.timeout_seconds
         match step:
-            case MenuStep(say_in_every_language=True):
-                prompt = tuple(Utterance(k, lang) for lang in self.languages for k in step.say)
-                listen = Listen(1, "", timeout)
             case MenuStep():
-                prompt, listen = tuple(Utterance(k) for k in step.say), Listen(1, "", timeout)
+                prompt, listen = self._utter(step.say, step.say_in_every_language), Listen(1, "", timeout)
             case InputStep():
                 prompt = tuple(Utterance(k) for k in step.say)
                 listen = Listen(None, step.finish_on_key, timeout)
@@ -181,21 +176,30 @@ class Engine:
         self, state: CallState, step: ListeningStep, kind: Literal["no_input", "invalid_input"]
     ) -> Result:
         d = self.flow.defaults
-        state = state.model_copy(update={"tries": state.tries + 1, "last_failure": kind})
+        state = state.model_copy(update={"tries": state.tries + 1})
         if kind == "no_input" and step.on_no_input:
             return self._enter(step.on_no_input, state, (), {}, "")
         if state.tries >= self.flow.tries_allowed(step):
             return self._escalate(state, f"repeated_{kind}")
         sorry = d.no_input_prompt if kind == "no_input" else d.invalid_prompt
         every = isinstance(step, MenuStep) and step.say_in_every_language
-        apology = tuple(Utterance(sorry, lang) for lang in self.languages) if every else (Utterance(sorry),)
-        return self._listen(state, step, apology, {})
+        return self._listen(state, step, self._utter((sorry,), every), {})
 
     def _escalate(self, state: CallState, reason: str, speech: tuple[Utterance, ...] = ()) -> Result:
         state = state.model_copy(update={"escalation_reason": reason})
         return self._enter(self.flow.defaults.too_many_tries_step, state, speech, {}, "")
 
+    def _utter(self, keys: Iterable[str], in_every_language: bool) -> tuple[Utterance, ...]:
+        """The prompts in the call's language, or in each language in turn (before one is chosen)."""
+        if in_every_language:
+            return tuple(Utterance(k, lang) for lang in self.languages for k in keys)
+        return tuple(Utterance(k) for k in keys)
+
+    @cached_property
+    def _keyed_fields(self) -> frozenset[str]:
+        """What callers key in (document numbers): said back digit by digit."""
+        return frozenset(s.store for s in self.flow.steps.values() if isinstance(s, InputStep))
+
     def _slots(self, state: CallState, slots: Mapping[str, Slot]) -> dict[str, Slot]:
-        said_spelled = {s.store for s in self.flow.steps.values() if isinstance(s, InputStep)}
-        spelled = {k: Spelled(v) for k, v in state.collected.items() if k in said_spelled}
+        spelled = {k: Spelled(v) for k, v in state.collected.items() if k in self._keyed_fields}
         return {**spelled, **slots}

@@ -64,7 +64,7 @@ class Line:
                     log.warning("keys for a call the line does not know")
                     return self.renderer.apology(self.engine.languages, to_agent=False)
                 state = CallState.model_validate_json(row.state)
-                if state.ended or row.ended or turn != row.turn:
+                if state.ended or turn != row.turn:
                     tx.audit(call_sid, "stale_webhook_ignored")
                     return str(row.reply)
                 twiml = self._settle(tx, self.engine.on_keys(state, keys), was=row.turn)
@@ -84,7 +84,7 @@ class Line:
             state = CallState.model_validate_json(row.state).scrubbed()
             # The last reply may spell the document number or the user ID: keep a goodbye instead.
             reply = self.renderer.goodbye(state.language)
-            tx.save_session(call_sid, state.model_dump_json(), row.turn, reply, ended=True, was=row.turn)
+            tx.save_session(call_sid, state, row.turn, reply, was=row.turn)
             tx.audit(call_sid, "call_ended", status=status, duration=duration, step=state.step)
 
     def wait(self, call_sid: str, position: int | None) -> str:
@@ -120,7 +120,7 @@ class Line:
             tx.audit(state.call_sid, "flow_ended", step=state.step, end=result.end)
         reply = Reply(state, result.speech, result.slots, result.listen, result.end)
         twiml = self.renderer.reply(reply)
-        tx.save_session(state.call_sid, state.model_dump_json(), state.turn, twiml, ended=False, was=was)
+        tx.save_session(state.call_sid, state, state.turn, twiml, was=was)
         return twiml
 
     def _escalate(self, tx: Tx, state: CallState) -> None:
@@ -155,10 +155,9 @@ class Line:
             if not state.ended:
                 state = state.model_copy(update={"escalation_reason": "application_error"})
                 self._escalate(tx, state)
-                scrubbed = state.scrubbed().model_dump_json()
                 # A late retry of the failed webhook hears the apology again, not the old menu.
                 apology = self.renderer.apology(languages, to_agent=True)
-                tx.save_session(call_sid, scrubbed, row.turn + 1, apology, False, was=row.turn)
+                tx.save_session(call_sid, state.scrubbed(), row.turn + 1, apology, was=row.turn)
             return languages
 
     def _language(self, call_sid: str) -> str:

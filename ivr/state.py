@@ -36,7 +36,6 @@ class CallState(BaseModel):
     language: str = "da"
     turn: int = 0
     tries: int = 0
-    last_failure: Literal["no_input", "invalid_input"] | None = None
     inputs: int = 0
     collected: dict[str, str] = {}
     verification: Verification | None = None

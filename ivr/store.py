@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ivr.state import CallState
+
 metadata = sa.MetaData()
 UTC = dt.UTC
 
@@ -29,7 +31,7 @@ call_sessions = sa.Table(
     sa.Column("reply", sa.Text, nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended", sa.Boolean, nullable=False, default=False),
+    sa.Column("ended", sa.Boolean, nullable=False, default=False),  # the flow is over (as in `state`)
 )
 
 attempts = sa.Table(
@@ -133,10 +135,16 @@ class Tx:
         return self.reader.execute(query).first()
 
     def save_session(
-        self, call_sid: str, state: str, turn: int, reply: str, ended: bool, *, was: int | None
+        self, call_sid: str, state: CallState, turn: int, reply: str, *, was: int | None
     ) -> None:
         """Save the call, provided it is still at turn `was` (None: a new call) at commit."""
-        values = {"state": state, "turn": turn, "reply": reply, "updated_at": self.now, "ended": ended}
+        values = {
+            "state": state.model_dump_json(),
+            "turn": turn,
+            "reply": reply,
+            "updated_at": self.now,
+            "ended": state.ended,
+        }
         self.session_write = (call_sid, was, values)
 
     def count_attempts(self, key: str, kind: str, since: dt.datetime) -> int:
