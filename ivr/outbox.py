@@ -2,7 +2,7 @@
 
 A row is claimed (pending → sending) before the provider is called, so two workers never send
 the same SMS; a row left in `sending` by a crash is not sent again by itself (an operator looks).
-Once a real provider has accepted it, the body (which holds the PIN) is no longer kept.
+Once a real provider has taken it or refused it, the body (which holds the PIN) is not kept.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ivr.ports import SmsSender
 from ivr.store import Store, sms_outbox
 
 log = logging.getLogger(__name__)
-REDACTED = "[sent; not kept]"
+REDACTED = "[not kept]"
 
 
 class EmbeddedSms:
@@ -55,12 +55,16 @@ def _send_one(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime],
         provider_id = sender.send(to, body)
     except BackendError as error:
         log.warning("SMS %s was not sent: %s", row_id, error)
-        _finish(store, row_id, status="failed", error=str(error)[:200])
+        _finish(store, row_id, status="failed", error=str(error)[:200], body=_kept(sender, body))
         return False
-    kept = body if sender.keeps_body else REDACTED
-    _finish(store, row_id, status="sent", provider_id=provider_id, sent_at=clock(), body=kept)
+    _finish(store, row_id, status="sent", provider_id=provider_id, sent_at=clock(), body=_kept(sender, body))
     log.info("SMS %s sent", row_id)
     return True
+
+
+def _kept(sender: SmsSender, body: str) -> str:
+    """A body holds a PIN: once it has been sent or has failed, only the embedded outbox keeps it."""
+    return body if sender.keeps_body else REDACTED
 
 
 def _finish(store: Store, row_id: int, **values: object) -> None:
