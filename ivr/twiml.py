@@ -41,16 +41,18 @@ class Renderer:
         language = reply.state.language
         if reply.listen is not None:
             listen = reply.listen
+            action = self.urls.keys(reply.state.turn)
             gather = response.gather(
                 input="dtmf",
-                action=self.urls.keys(reply.state.turn),
+                action=action,
                 method="POST",
                 timeout=listen.timeout,
                 finish_on_key=listen.finish_on_key,
-                action_on_empty_result=True,
                 **({"num_digits": listen.num_digits} if listen.num_digits else {}),
             )
             self._say(gather, reply.speech, reply.slots, language)
+            # Silence: Twilio goes on to the next verb, which asks the same URL with no Digits.
+            response.redirect(action, method="POST")
         else:
             self._say(response, reply.speech, reply.slots, language)
             if reply.end == "agent":
