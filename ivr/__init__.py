@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import hmac
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
 from ivr import definitions
-from ivr.actions import Policy, Services
+from ivr.actions import Services
 from ivr.adapters.demo_backend import DemoMitIdBackend
 from ivr.adapters.demo_people import DemoPerson, generate_people
 from ivr.adapters.demo_register import DemoRegister
+from ivr.adapters.demo_sms import EmbeddedSms
 from ivr.checks import CHECKS
+from ivr.counters import SqlCounters
 from ivr.engine import Engine
 from ivr.line import Line
-from ivr.outbox import EmbeddedSms
+from ivr.outbox import Outbox
 from ivr.ports import CprRegister, MitIdBackend, SmsSender
 from ivr.settings import Settings
 from ivr.store import Store, make_engine
 from ivr.twiml import Renderer, Urls
+from ivr.verification import Gate, Policy
 
 Clock = Callable[[], dt.datetime]
 
@@ -48,25 +54,29 @@ def create_app(
     """Build the line: settings, definitions, store, outside systems, web layer."""
     settings = settings or Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.private_data_dir()
     store = Store(make_engine(settings.sqlalchemy_url))
     store.create()
+    secret_key = settings.secret_key_bytes()
     people = demo_people(settings.demo_seed, settings.demo_people, clock().date())
+    demo_engine = _demo_engine(settings) if backend is None or sms is None else None
     services = Services(
         register=register or DemoRegister(people),
-        backend=backend or _demo_backend(settings, people, clock),
+        backend=backend or _demo_backend(settings, people, clock, demo_engine, secret_key),
         catalog=catalog,
-        policy=_policy(settings),
-        secret_key=settings.secret_key_bytes(),
+        gate=Gate(SqlCounters(store), _policy(settings), _pseudonym(secret_key)),
+        opening_hours=settings.opening_hours,
+        mobile_quarantine=dt.timedelta(hours=settings.mobile_quarantine_hours),
     )
     line = Line(
         engine=Engine(flow, tuple(catalog), CHECKS),
         services=services,
         renderer=Renderer(catalog, Urls(settings.public_base_url), settings.agent_queue),
         store=store,
-        sms=sms or _sms(settings),
+        outbox=Outbox(store, sms or _sms(settings, clock, demo_engine), clock),
         clock=clock,
         minutes_per_caller_ahead=settings.agent_minutes_per_caller,
+        stale_after=dt.timedelta(minutes=settings.stale_call_minutes),
     )
     app = Flask(__name__)
     app.extensions["ivr"] = line
@@ -74,38 +84,55 @@ def create_app(
     app.extensions["ivr.people"] = people
     app.extensions["ivr.validator"] = RequestValidator(settings.twilio_auth_token.get_secret_value())
     app.extensions["ivr.public_base_url"] = settings.public_base_url
-    from ivr.web import voice
+    from ivr import web
 
-    app.register_blueprint(voice)
+    web.register(app)
     return app
+
+
+def _pseudonym(secret_key: bytes) -> Callable[[str], str]:
+    def pseudonym(value: str) -> str:
+        """A keyed hash that stands for an identity or a number in the store, never the value."""
+        return hmac.new(secret_key, value.encode(), hashlib.sha256).hexdigest()
+
+    return pseudonym
 
 
 def _policy(settings: Settings) -> Policy:
     hours = dt.timedelta(hours=1)
     return Policy(
         questions_asked=settings.questions_asked,
-        questions_pass_mark=settings.questions_pass_mark,
-        identity_max_failures=settings.identity_max_failures,
-        identity_failure_window=hours * settings.identity_failure_window_hours,
-        identity_lockout=hours * settings.identity_lockout_hours,
-        caller_verifications_per_hour=settings.caller_verifications_per_hour,
-        mobile_quarantine=hours * settings.mobile_quarantine_hours,
-        opening_hours=settings.opening_hours,
+        pass_mark=settings.questions_pass_mark,
+        max_failures=settings.identity_max_failures,
+        failure_window=hours * settings.identity_failure_window_hours,
+        lockout=hours * settings.identity_lockout_hours,
+        per_number_per_hour=settings.caller_verifications_per_hour,
+        withheld_per_hour=settings.withheld_verifications_per_hour,
     )
 
 
-def _demo_backend(settings: Settings, people: list[DemoPerson], clock: Clock) -> DemoMitIdBackend:
+def _demo_engine(settings: Settings) -> sa.Engine:
+    """The database of the demo outside systems (MitID back end, SMS network)."""
     url = (
         settings.demo_backend_database_url
         or f"sqlite:///{settings.data_dir.resolve() / 'mitid-demo.sqlite3'}"
     )
+    return make_engine(url)
+
+
+def _demo_backend(
+    settings: Settings, people: list[DemoPerson], clock: Clock, engine: sa.Engine | None, secret_key: bytes
+) -> DemoMitIdBackend:
+    assert engine is not None
     validity = dt.timedelta(minutes=settings.temporary_pin_validity_minutes)
-    return DemoMitIdBackend(people, make_engine(url), clock, validity)
+    key = hmac.new(secret_key, b"demo MitID back end", hashlib.sha256).digest()
+    return DemoMitIdBackend(people, engine, clock, validity, key)
 
 
-def _sms(settings: Settings) -> SmsSender:
+def _sms(settings: Settings, clock: Clock, demo_engine: sa.Engine | None) -> SmsSender:
     if settings.sms_backend == "embedded":
-        return EmbeddedSms()
+        assert demo_engine is not None
+        return EmbeddedSms(demo_engine, clock)
     from ivr.adapters.sms_twilio import TwilioSms
 
     return TwilioSms(
@@ -115,4 +142,5 @@ def _sms(settings: Settings) -> SmsSender:
         messaging_service_sid=settings.sms_messaging_service_sid,
         api_base_url=settings.twilio_api_base_url,
         timeout=settings.sms_timeout_seconds,
+        status_callback=f"{settings.public_base_url}/sms/status",
     )

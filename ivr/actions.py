@@ -1,41 +1,26 @@
 """The flow's named actions: where the engine's decisions meet the register, the MitID back end,
 the counters and the outbox. Each action returns an outcome the flow branches on.
 
-Every action runs inside the webhook's transaction, so what it records (attempts, the SMS in the
-outbox, the audit trail) is committed together with the call's new state, or not at all.
+Every action in ACTIONS runs inside the webhook's transaction, so what it records (the SMS in
+the outbox, the audit trail) is committed together with the call's new state, or not at all.
+Counters and locks are the exception: they are decided at once, atomically, in the store (see
+`ivr.counters`), because a limit that waits for the commit does not hold. The actions in
+AFTER_COMMIT (delivering the SMS) run after the commit, in the line itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
-from ivr import questions
 from ivr.errors import BackendError, IvrError
 from ivr.hours import OpeningHours, describe, is_open
-from ivr.ports import CprRegister, Document, DocumentType, MitIdBackend, Person
+from ivr.ports import CprRegister, Document, DocumentType, MitIdBackend, OutgoingSms, Person
 from ivr.prompts import Catalog, OpeningTimes, Slot, Spelled
 from ivr.state import CallState, Verification
 from ivr.store import Tx
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The numbers an operator may tune (from `Settings`)."""
-
-    questions_asked: int
-    questions_pass_mark: int
-    identity_max_failures: int
-    identity_failure_window: dt.timedelta
-    identity_lockout: dt.timedelta
-    caller_verifications_per_hour: int
-    mobile_quarantine: dt.timedelta
-    opening_hours: OpeningHours
+from ivr.verification import Gate
 
 
 @dataclass(frozen=True)
@@ -43,13 +28,13 @@ class Services:
     register: CprRegister
     backend: MitIdBackend
     catalog: Catalog
-    policy: Policy
-    secret_key: bytes
-    rng: random.Random = field(default_factory=random.SystemRandom)
+    gate: Gate
+    opening_hours: OpeningHours
+    mobile_quarantine: dt.timedelta
 
     def pseudonym(self, value: str) -> str:
         """A keyed hash that stands for an identity or a number in the store, never the value."""
-        return hmac.new(self.secret_key, value.encode(), hashlib.sha256).hexdigest()
+        return self.gate.pseudonym(value)
 
 
 @dataclass(frozen=True)
@@ -63,60 +48,34 @@ Action = Callable[[Services, Tx, CallState, str], Done]
 
 
 def check_opening_hours(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
-    if is_open(s.policy.opening_hours, tx.now):
+    if is_open(s.opening_hours, tx.now):
         return Done("open", state)
-    return Done("closed", state, {"hours": OpeningTimes(tuple(describe(s.policy.opening_hours)))})
+    return Done("closed", state, {"hours": OpeningTimes(tuple(describe(s.opening_hours)))})
 
 
 def start_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
-    p = s.policy
-    person = _person(s, state)
-    document = f"{state.collected['document_type']}:{state.collected['document_number']}"
-    identity_keys = [s.pseudonym(document)] + ([s.pseudonym(f"cpr:{person.cpr}")] if person else [])
-    since = tx.now - p.identity_lockout
-    locked = any(tx.count_attempts(key, "lock", since) for key in identity_keys)
-    hour_ago = tx.now - dt.timedelta(hours=1)
-    busy_caller = (
-        tx.count_attempts(state.caller_key, "verification", hour_ago) >= p.caller_verifications_per_hour
-    )
-    tx.add_attempt(state.caller_key, "verification")
-    kinds, answerable = questions.choose(person, p.questions_asked, s.rng)
-    tx.audit(state.call_sid, "verification_started", identity_locked=locked, caller_limited=busy_caller)
-    verification = Verification(
-        identity_keys=identity_keys, questions=kinds, can_pass=answerable and not locked and not busy_caller
-    )
+    admission = s.gate.admit(state.caller_key, state.caller_withheld, tx.now)
+    if admission != "admitted":
+        tx.audit(state.call_sid, "verification_refused", reason=admission)
+        return Done(admission, state)
+    verification = s.gate.begin(_document(state), _person(s, state), tx.now)
+    tx.audit(state.call_sid, "verification_started", guess_taken=bool(verification.guesses))
     return Done("ask", state.model_copy(update={"verification": verification}))
 
 
 def check_answer(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
-    v = _verification(state)
-    right = False
-    if v.can_pass:
-        person = _person(s, state)
-        right = person is not None and questions.is_right(v.current_question, person, keys)
-    v = v.model_copy(update={"asked": v.asked + 1, "correct": v.correct + right})
+    # The register is asked on every answer, whatever the case, so no case answers faster.
+    v = s.gate.answer(_verification(state), _person(s, state), keys)
     outcome = "next_question" if v.asked < len(v.questions) else "complete"
     return Done(outcome, state.model_copy(update={"verification": v}))
 
 
 def finish_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
-    v = _verification(state)
-    p = s.policy
-    if v.can_pass and v.correct >= p.questions_pass_mark:
-        tx.audit(state.call_sid, "verification_passed")
-        return Done(
-            "verified",
-            state.model_copy(update={"verification": v.model_copy(update={"outcome": "verified"})}),
-        )
-    for key in v.identity_keys:
-        tx.add_attempt(key, "failure")
-        failures = tx.count_attempts(key, "failure", tx.now - p.identity_failure_window)
-        if failures >= p.identity_max_failures:
-            tx.add_attempt(key, "lock")
-            tx.audit(state.call_sid, "identity_locked")
-    tx.audit(state.call_sid, "verification_failed")
-    failed = v.model_copy(update={"outcome": "not_verified"})
-    return Done("not_verified", state.model_copy(update={"verification": failed}))
+    v, settled = s.gate.decide(_verification(state), tx.now)
+    if settled == "locked":
+        tx.audit(state.call_sid, "identity_locked")
+    tx.audit(state.call_sid, "verification_passed" if settled == "passed" else "verification_failed")
+    return Done(str(v.outcome), state.model_copy(update={"verification": v}))
 
 
 def look_up_user_id(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
@@ -136,25 +95,34 @@ def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done
         return Done("no_mitid", state)
     if account.mobile is None or account.mobile_registered_at is None:
         return Done("no_mobile", state)
-    if account.mobile_registered_at > tx.now - s.policy.mobile_quarantine:
+    if account.mobile_registered_at > tx.now - s.mobile_quarantine:
         tx.audit(state.call_sid, "pin_refused_recent_mobile")
-        days = str(round(s.policy.mobile_quarantine / dt.timedelta(days=1)))
+        days = str(round(s.mobile_quarantine / dt.timedelta(days=1)))
         return Done("mobile_recently_changed", state, {"quarantine_days": days})
     pin = s.backend.issue_temporary_pin(person.cpr, request_key=f"{state.call_sid}:temporary_pin")
     if pin is None:
         return Done("already_issued", state)
-    zone = ZoneInfo(s.policy.opening_hours.timezone)
-    expires = pin.expires_at.astimezone(zone).strftime("%d.%m.%Y %H:%M")
-    body = s.catalog[state.language].sms_text("temporary_pin", code=pin.code, expires=expires)
-    tx.add_sms(f"{state.call_sid}:temporary_pin", state.call_sid, account.mobile, body)
+    language = s.catalog[state.language]
+    expires = language.moment(pin.expires_at, zone_of(account.mobile))
+    body = language.sms_text("temporary_pin", code=pin.code, expires=expires)
+    message = OutgoingSms(f"{state.call_sid}:temporary_pin", account.mobile, body)
+    tx.add_sms(message, state.call_sid, "temporary_pin")
     tx.audit(state.call_sid, "pin_issued")
     slots = {"mobile_last_digits": Spelled(account.mobile[-2:])}
-    return Done("sent", state.model_copy(update={"pin_issued": True}), slots)
+    return Done("issued", state.model_copy(update={"pin_issued": True}), slots)
+
+
+def zone_of(mobile: str) -> str:
+    """The time zone a mobile's owner most likely reads the clock in (Greenland or Denmark)."""
+    return "America/Nuuk" if mobile.startswith("+299") else "Europe/Copenhagen"
+
+
+def _document(state: CallState) -> Document:
+    return Document(DocumentType(state.collected["document_type"]), state.collected["document_number"])
 
 
 def _person(s: Services, state: CallState) -> Person | None:
-    document = Document(DocumentType(state.collected["document_type"]), state.collected["document_number"])
-    return s.register.person_by_document(document)
+    return s.register.person_by_document(_document(state))
 
 
 def _verification(state: CallState) -> Verification:
@@ -175,15 +143,28 @@ def _verified_person(s: Services, state: CallState) -> Person:
 
 ACTIONS: dict[str, tuple[frozenset[str], Action]] = {
     "check_opening_hours": (frozenset({"open", "closed"}), check_opening_hours),
-    "start_verification": (frozenset({"ask", "failed"}), start_verification),
+    "start_verification": (
+        frozenset({"ask", "phone_limited", "hidden_number_limited", "failed"}),
+        start_verification,
+    ),
     "check_answer": (frozenset({"next_question", "complete", "failed"}), check_answer),
     "finish_verification": (frozenset({"verified", "not_verified"}), finish_verification),
     "look_up_user_id": (frozenset({"found", "no_mitid", "failed"}), look_up_user_id),
     "send_temporary_pin": (
-        frozenset({"sent", "no_mitid", "no_mobile", "mobile_recently_changed", "already_issued", "failed"}),
+        frozenset({"issued", "no_mitid", "no_mobile", "mobile_recently_changed", "already_issued", "failed"}),
         send_temporary_pin,
     ),
 }
+
+
+# Actions the line runs after the webhook's commit, outside any transaction (they wait on the
+# outside world, and what they record must survive a crash): name -> outcomes.
+AFTER_COMMIT: dict[str, frozenset[str]] = {"deliver_sms": frozenset({"sent", "failed"})}
+
+
+def outcomes() -> dict[str, frozenset[str]]:
+    """Every action a flow may name, with its outcomes."""
+    return {**{name: declared for name, (declared, _) in ACTIONS.items()}, **AFTER_COMMIT}
 
 
 def run(name: str, s: Services, tx: Tx, state: CallState, keys: str) -> Done:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ivr.actions import ACTIONS
+from ivr.actions import outcomes
 from ivr.checks import CHECKS
 from ivr.errors import DefinitionError
 from ivr.flows import Flow, check_flow, load_flow, prompt_keys
@@ -13,7 +13,7 @@ from ivr.questions import QUESTIONS
 
 # Prompts the code says outside any flow step: the closed hours, the queue, the last resort.
 CODE_PROMPTS = frozenset(
-    {"hours_day", "hours_days", "queue_position", "apology", "transfer", "call_again", "goodbye"}
+    {"hours_day", "hours_days", "queue_position", "hold", "apology", "transfer", "call_again", "goodbye"}
 )
 SMS_TEXTS = frozenset({"temporary_pin"})
 
@@ -28,7 +28,7 @@ def problems(flow: Flow, catalog: Catalog, path: Path, prompts_dir: Path) -> lis
         f"{path}: {p}"
         for p in check_flow(
             flow,
-            actions={name: outcomes for name, (outcomes, _) in ACTIONS.items()},
+            actions=outcomes(),
             checks=frozenset(CHECKS),
             languages=frozenset(catalog),
         )

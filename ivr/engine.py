@@ -145,6 +145,8 @@ class Engine:
                     end: Literal["hangup", "agent"] = "hangup"
                     if isinstance(step, AgentStep):
                         end = "agent"
+                        if self.flow.defaults.context_prompt and state.collected:
+                            speech += (Utterance(self.flow.defaults.context_prompt),)
                         reason = step.reason or state.escalation_reason or "unspecified"
                         state = state.model_copy(update={"escalation_reason": reason})
                     return Reply(state, speech, self._slots(state, slots), end=end)

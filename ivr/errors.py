@@ -17,6 +17,10 @@ class BackendError(IvrError):
     """An outside system (register, MitID back end, SMS) failed or did not answer."""
 
 
+class DeliveryUnknown(BackendError):
+    """The SMS provider did not answer in time: the message may or may not be on its way."""
+
+
 def without_values(error: BaseException) -> str:
     """The error's type and where it happened, without its message.
 

@@ -34,6 +34,8 @@ class Defaults(_Frozen):
     invalid_prompt: str
     agent_step: str
     too_many_tries_step: str
+    context_prompt: str | None = None
+    """Said after the hand-over words when the caller has told us something."""
     max_turns: int = Field(60, ge=10)
 
 
@@ -142,6 +144,8 @@ def exits(flow: Flow, name: str) -> Iterator[str]:
 def prompt_keys(flow: Flow) -> set[str]:
     """Every prompt key the flow itself names."""
     keys = {flow.defaults.no_input_prompt, flow.defaults.invalid_prompt}
+    if flow.defaults.context_prompt:
+        keys.add(flow.defaults.context_prompt)
     for step in flow.steps.values():
         keys.update(getattr(step, "say", ()))
     return keys

@@ -1,29 +1,40 @@
 """The line: each Twilio webhook runs here, in one transaction, from stored state to TwiML.
 
-This is the imperative shell around the pure engine: load the call, check the turn (a replayed
-or retried webhook gets the reply it already had and changes nothing), run the engine and its
-actions, record escalations and the audit trail, save, commit, then send queued SMS.
+This is the imperative shell around the pure engine: load the call, check that the request
+comes from the call's own number and is for the turn the call is at (a replayed or retried
+webhook gets the reply it already had and changes nothing), run the engine and its actions,
+record escalations and the audit trail, save, commit. An action that waits on the outside world
+after the commit (sending the SMS) runs then, and the call goes on with its outcome in a second
+short transaction, so the caller hears "sent" only when the SMS was taken.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
 
 from ivr import actions
 from ivr.engine import ActionNeeded, Engine, Reply, Result
-from ivr.errors import without_values
-from ivr.outbox import dispatch
-from ivr.ports import SmsSender
+from ivr.errors import IvrError, without_values
+from ivr.outbox import Outbox
+from ivr.ports import OutgoingSms
 from ivr.state import CallState
-from ivr.store import Conflict, Store, Tx
+from ivr.store import Conflict, Store, Tx, call_sessions
 from ivr.twiml import Renderer
 
 log = logging.getLogger(__name__)
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+class CallerMismatch(IvrError):
+    """A request for a known call came from another number than the call's own."""
 
 
 @dataclass(frozen=True)
@@ -32,87 +43,148 @@ class Line:
     services: actions.Services
     renderer: Renderer
     store: Store
-    sms: SmsSender
+    outbox: Outbox
     clock: Callable[[], dt.datetime]
     minutes_per_caller_ahead: float = 3.0
+    stale_after: dt.timedelta = dt.timedelta(hours=2)
+
+    def caller_key(self, caller: str | None) -> str:
+        """The pseudonym a call is bound to: its number's, or one shared by withheld numbers."""
+        return self.services.pseudonym(f"caller:{caller or 'withheld'}")
 
     def answer(self, call_sid: str, caller: str | None) -> str:
         """A new call: start the flow (a retried first webhook gets the same answer)."""
-        try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
-                row = tx.session(call_sid)
-                if row is not None:
-                    return str(row.reply)
-                state = CallState(
-                    call_sid=call_sid,
-                    caller_key=self.services.pseudonym(f"caller:{caller or 'unknown'}"),
-                    step=self.engine.flow.start,
-                )
-                tx.audit(call_sid, "call_started")
-                twiml = self._settle(tx, self.engine.begin(state), was=None)
-        except Conflict:
-            return self._stored_reply(call_sid)
-        self._send_sms(tx)
-        return twiml
 
-    def keys(self, call_sid: str, turn: int | None, keys: str) -> str:
+        def work(tx: Tx) -> str | ActionNeeded:
+            row = self._own_session(tx, call_sid, caller)
+            if row is not None:
+                return str(row.reply)
+            state = CallState(
+                call_sid=call_sid,
+                caller_key=self.caller_key(caller),
+                caller_withheld=caller is None,
+                step=self.engine.flow.start,
+            )
+            tx.audit(call_sid, "call_started", withheld=caller is None)
+            return self._settle(tx, self.engine.begin(state), was=None)
+
+        return self._webhook(call_sid, work)
+
+    def keys(self, call_sid: str, turn: int | None, keys: str, caller: str | None) -> str:
         """The caller keyed something (or nothing) at the step that asked in `turn`."""
-        try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
-                row = tx.session(call_sid)
-                if row is None:
-                    log.warning("keys for a call the line does not know")
-                    return self.renderer.apology(self.engine.languages, to_agent=False)
-                state = CallState.model_validate_json(row.state)
-                if state.ended or turn != row.turn:
-                    tx.audit(call_sid, "stale_webhook_ignored")
-                    return str(row.reply)
-                twiml = self._settle(tx, self.engine.on_keys(state, keys), was=row.turn)
-        except Conflict:
-            return self._stored_reply(call_sid)
-        self._send_sms(tx)
-        return twiml
 
-    def status(self, call_sid: str, status: str | None, duration: int | None) -> None:
+        def work(tx: Tx) -> str | ActionNeeded:
+            row = self._own_session(tx, call_sid, caller)
+            if row is None:
+                log.warning("keys for a call the line does not know")
+                return self.renderer.apology(self.engine.languages, to_agent=False)
+            state = CallState.model_validate_json(row.state)
+            if state.ended or turn != row.turn:
+                tx.audit(call_sid, "stale_webhook_ignored")
+                return str(row.reply)
+            return self._settle(tx, self.engine.on_keys(state, keys), was=row.turn)
+
+        return self._webhook(call_sid, work)
+
+    def status(self, call_sid: str, status: str | None, duration: int | None, caller: str | None) -> None:
         """Twilio reports the call's progress; once it is over, forget the caller's secrets."""
         if status not in ENDED_STATUSES:
             return
         with self.store.transaction(self.clock(), call_sid) as tx:
-            row = tx.session(call_sid)
-            if row is None:
-                return
-            state = CallState.model_validate_json(row.state).scrubbed()
-            # The last reply may spell the document number or the user ID: keep a goodbye instead.
-            reply = self.renderer.goodbye(state.language)
-            tx.save_session(call_sid, state, row.turn, reply, was=row.turn)
-            tx.audit(call_sid, "call_ended", status=status, duration=duration, step=state.step)
+            row = self._own_session(tx, call_sid, caller)
+            if row is not None:
+                self._scrub(tx, row, "call_ended", status=status, duration=duration)
 
-    def wait(self, call_sid: str, position: int | None) -> str:
+    def wait(self, call_sid: str, position: int | None, caller: str | None) -> str:
         """What a queued caller hears: their place in the queue and an estimate."""
-        language = self._language(call_sid)
+        language = self._language(call_sid, caller)
         place = max(position or 1, 1)
         minutes = max(1, math.ceil(place * self.minutes_per_caller_ahead))
         return self.renderer.queue_wait(language, place, minutes)
 
-    def queue_exit(self, call_sid: str) -> str:
-        return self.renderer.goodbye(self._language(call_sid))
+    def queue_exit(self, call_sid: str, caller: str | None) -> str:
+        return self.renderer.goodbye(self._language(call_sid, caller))
 
-    def apology(self, call_sid: str | None) -> str:
-        """Last resort after an unexpected error: sorry, in the caller's language, then an agent."""
+    def apology(self, call_sid: str | None, reason: str) -> str:
+        """Last resort after an unexpected error: sorry, in the caller's language, then an agent
+        who gets the call's context (whatever the store can still take)."""
         languages = self.engine.languages
         try:
             if call_sid:
-                languages = self._record_failure(call_sid)
+                languages = self._record_failure(call_sid, reason)
         except Exception as error:  # the store itself may be what failed
             log.error("could not record the failed call: %s", without_values(error))
         return self.renderer.apology(languages, to_agent=True)
 
-    def _settle(self, tx: Tx, result: Result, was: int | None) -> str:
-        while isinstance(result, ActionNeeded):
+    def note(self, call_sid: str, event: str, **detail: object) -> None:
+        """Write one event into the audit trail, if the store can take it."""
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                tx.audit(call_sid, event, **detail)
+        except Exception as error:
+            log.error("could not audit %s: %s", event, without_values(error))
+
+    def sweep(self) -> int:
+        """Scrub calls that never got their end-of-call status in time, settle SMS left behind by
+        a crash, and fold the write-ahead log, so cleared values are gone from the files."""
+        before = self.clock() - self.stale_after
+        c = call_sessions.c
+        with self.store.connection() as connection:
+            stale = connection.execute(
+                sa.select(c.call_sid).where(c.ended.is_(False), c.updated_at < before)
+            ).scalars()
+            call_sids = list(stale)
+        for call_sid in call_sids:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                row = tx.session(call_sid)
+                if row is not None and not row.ended:
+                    self._scrub(tx, row, "call_swept")
+        self.outbox.resolve_stale()
+        self.store.checkpoint()
+        return len(call_sids)
+
+    # -- one webhook ---------------------------------------------------------------------------
+
+    def _webhook(self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]) -> str:
+        """Run `work` in the call's transaction, then any action it left for after the commit."""
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                done = work(tx)
+        except Conflict:
+            return self._stored_reply(call_sid)
+        message = next(iter(tx.outgoing), None)
+        while isinstance(done, ActionNeeded):
+            done = self._after_commit(done, message)
+            message = None
+        return done
+
+    def _after_commit(self, pending: ActionNeeded, message: OutgoingSms | None) -> str | ActionNeeded:
+        """Deliver the SMS (the one after-commit action), then go on with the call."""
+        call_sid = pending.state.call_sid
+        status = self.outbox.deliver(call_sid, message)
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                row = tx.session(call_sid)
+                if row is None or row.turn != pending.state.turn:
+                    return str(row.reply) if row else self._stored_reply(call_sid)
+                tx.audit(call_sid, f"sms_{status}")
+                result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", {})
+                return self._settle(tx, result, was=row.turn)
+        except Conflict:
+            return self._stored_reply(call_sid)
+
+    def _settle(self, tx: Tx, result: Result, was: int | None) -> str | ActionNeeded:
+        """Run the actions the engine asks for, save the call, and give its TwiML; or, at an
+        action for after the commit, save the call there and hand the action back."""
+        while isinstance(result, ActionNeeded) and result.action not in actions.AFTER_COMMIT:
             done = actions.run(result.action, self.services, tx, result.state, result.keys)
             pending = ActionNeeded(done.state, result.action, result.keys, result.speech, result.slots)
             result = self.engine.on_outcome(pending, done.outcome, done.slots)
         state = result.state.model_copy(update={"turn": result.state.turn + 1})
+        if isinstance(result, ActionNeeded):
+            # Should this webhook die before it finishes, a retry resumes the call right here.
+            tx.save_session(state.call_sid, state, state.turn, self.renderer.resume(state.turn), was=was)
+            return dataclasses.replace(result, state=state)
         if result.end == "agent":
             self._escalate(tx, state)
         if result.end is not None:
@@ -122,6 +194,20 @@ class Line:
         twiml = self.renderer.reply(reply)
         tx.save_session(state.call_sid, state, state.turn, twiml, was=was)
         return twiml
+
+    def _own_session(self, tx: Tx, call_sid: str, caller: str | None) -> sa.Row[Any] | None:
+        """The call's stored row, provided the request comes from the number the call came from."""
+        row = tx.session(call_sid)
+        if row is not None and CallState.model_validate_json(row.state).caller_key != self.caller_key(caller):
+            raise CallerMismatch(call_sid)
+        return row
+
+    def _scrub(self, tx: Tx, row: sa.Row[Any], event: str, **detail: object) -> None:
+        """The call is over: drop its secrets, and keep a goodbye as its last reply (the last
+        reply may spell the document number or the user ID)."""
+        state = CallState.model_validate_json(row.state).scrubbed()
+        tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
+        tx.audit(state.call_sid, event, step=state.step, **detail)
 
     def _escalate(self, tx: Tx, state: CallState) -> None:
         number = state.collected.get("document_number")
@@ -140,29 +226,29 @@ class Line:
         )
         tx.audit(state.call_sid, "escalated", reason=state.escalation_reason)
 
-    def _record_failure(self, call_sid: str) -> tuple[str, ...]:
+    def _record_failure(self, call_sid: str, reason: str) -> tuple[str, ...]:
         """Note the failure and hand the call to an agent with what we know; the languages to
         apologise in (every one while the caller has not chosen theirs)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
-            tx.audit(call_sid, "application_error")
+            tx.audit(call_sid, reason)
             row = tx.session(call_sid)
-            if row is None:
+            if row is None:  # the very first webhook failed: an agent still gets the call
+                state = CallState(call_sid=call_sid, caller_key="", step="unknown", escalation_reason=reason)
+                self._escalate(tx, state.model_copy(update={"language": self.engine.languages[0]}))
                 return self.engine.languages
             state = CallState.model_validate_json(row.state)
             step = self.engine.flow.steps.get(state.step)
             chosen = not getattr(step, "say_in_every_language", False)
             languages = (state.language,) if chosen else self.engine.languages
-            if not state.ended:
-                state = state.model_copy(update={"escalation_reason": "application_error"})
-                self._escalate(tx, state)
-                # A late retry of the failed webhook hears the apology again, not the old menu.
-                apology = self.renderer.apology(languages, to_agent=True)
-                tx.save_session(call_sid, state.scrubbed(), row.turn + 1, apology, was=row.turn)
+            self._escalate(tx, state.model_copy(update={"escalation_reason": reason}))
+            # A late retry of the failed webhook hears the apology again, not the old menu.
+            apology = self.renderer.apology(languages, to_agent=True)
+            tx.save_session(call_sid, state.scrubbed(), row.turn + 1, apology, was=row.turn)
             return languages
 
-    def _language(self, call_sid: str) -> str:
+    def _language(self, call_sid: str, caller: str | None) -> str:
         with self.store.transaction(self.clock(), call_sid) as tx:
-            row = tx.session(call_sid)
+            row = self._own_session(tx, call_sid, caller)
         return CallState.model_validate_json(row.state).language if row else self.engine.languages[0]
 
     def _stored_reply(self, call_sid: str) -> str:
@@ -170,8 +256,3 @@ class Line:
         with self.store.transaction(self.clock(), call_sid) as tx:
             row = tx.session(call_sid)
         return str(row.reply) if row else self.renderer.apology(self.engine.languages, to_agent=True)
-
-    def _send_sms(self, tx: Tx) -> None:
-        """After the commit: send what this webhook queued (and anything left pending)."""
-        if tx.queued_sms:
-            dispatch(self.store, self.sms, self.clock)

@@ -1,8 +1,11 @@
-"""The SMS outbox: rows written in the webhook's transaction, sent after it commits.
+"""The SMS outbox: a row per SMS, written in the webhook's transaction and sent right after it
+commits, within the same webhook, so the caller hears whether it went.
 
-A row is claimed (pending → sending) before the provider is called, so two workers never send
-the same SMS; a row left in `sending` by a crash is not sent again by itself (an operator looks).
-Once a real provider has taken it or refused it, the body (which holds the PIN) is not kept.
+The row records that the SMS exists, to whom (masked) and how it fared; never its text, which
+holds a PIN and lives in memory only until the provider has it. A row is claimed (pending →
+sending) before the provider is called, so no two webhooks or machines send it twice; a row
+whose text was lost (a crash between the commit and the send) is never sent, and one left in
+`sending` by a crash, or whose provider did not answer in time, is `unknown`: unresolved.
 """
 
 from __future__ import annotations
@@ -10,63 +13,80 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ivr.errors import BackendError
-from ivr.ports import SmsSender
+from ivr.errors import BackendError, DeliveryUnknown
+from ivr.ports import OutgoingSms, SmsSender
 from ivr.store import Store, sms_outbox
 
 log = logging.getLogger(__name__)
-REDACTED = "[not kept]"
+UNRESOLVED_AFTER = dt.timedelta(minutes=5)
+"""A row still `sending` this long after its claim was left by a crash."""
 
 
-class EmbeddedSms:
-    """The embedded default: the outbox itself is the inbox a person reads (`ivr outbox`)."""
+@dataclass(frozen=True)
+class Outbox:
+    store: Store
+    sender: SmsSender
+    clock: Callable[[], dt.datetime]
 
-    keeps_body = True
+    def deliver(self, call_sid: str, message: OutgoingSms | None) -> str:
+        """Send the SMS the call queued last (its text in `message`; None once lost with a
+        crashed process) unless it was handled already; its status then: sent, failed, unknown."""
+        row = sms_outbox.c
+        with self.store.connection() as connection:
+            newest = sa.select(row.key, row.status).where(row.call_sid == call_sid).order_by(row.id.desc())
+            found = connection.execute(newest.limit(1)).first()
+            if found is None:
+                return "failed"
+            key, status = found
+            claim = sa.update(sms_outbox).where(row.key == key, row.status == "pending")
+            claim = claim.values(status="sending", claimed_at=self.clock())
+            if status != "pending" or connection.execute(claim).rowcount != 1:
+                return "unknown" if status == "sending" else str(status)
+        if message is None or message.key != key:
+            return self._finish(key, status="failed", error="its text was lost unsent")
+        try:
+            provider_id = self.sender.send(message.to, message.body)
+        except DeliveryUnknown as error:
+            log.warning("SMS %s: %s", key, error)
+            return self._finish(key, status="unknown", error=str(error)[:200])
+        except BackendError as error:
+            log.warning("SMS %s was not sent: %s", key, error)
+            return self._finish(key, status="failed", error=str(error)[:200])
+        log.info("SMS %s sent", key)
+        return self._finish(key, status="sent", provider_id=provider_id, sent_at=self.clock())
 
-    def __init__(self) -> None:
-        self._count = 0
+    def record_delivery(self, provider_id: str, status: str) -> bool:
+        """The provider's delivery report for one of our SMS; False when no row has that id."""
+        values = {"delivery": status[:16], "delivery_at": self.clock()}
+        with self.store.connection() as connection:
+            query = sa.update(sms_outbox).where(sms_outbox.c.provider_id == provider_id).values(values)
+            return bool(connection.execute(query).rowcount)
 
-    def send(self, to: str, body: str) -> str:
-        self._count += 1
-        return f"embedded-{self._count}"
-
-
-def dispatch(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime]) -> int:
-    """Send every pending SMS; return how many were sent."""
-    with store.connection() as connection:
-        query = sa.select(sms_outbox.c.id).where(sms_outbox.c.status == "pending").order_by(sms_outbox.c.id)
-        pending = connection.execute(query).scalars().all()
-    return sum(_send_one(store, sender, clock, row_id) for row_id in pending)
-
-
-def _send_one(store: Store, sender: SmsSender, clock: Callable[[], dt.datetime], row_id: int) -> bool:
-    row = sms_outbox.c
-    with store.connection() as connection:
-        claimed = connection.execute(
-            sa.update(sms_outbox).where(row.id == row_id, row.status == "pending").values(status="sending")
+    def resolve_stale(self) -> int:
+        """Settle rows a crash left behind: `sending` becomes unknown, `pending` (its text is
+        gone with the process) failed. How many there were."""
+        row = sms_outbox.c
+        before = self.clock() - UNRESOLVED_AFTER
+        left = (
+            (row.status == "sending", row.claimed_at < before, "unknown", "left sending by a crash"),
+            (
+                row.status == "pending",
+                row.created_at < before,
+                "failed",
+                "its text was lost before it was sent",
+            ),
         )
-        if claimed.rowcount != 1:
-            return False
-        to, body = connection.execute(sa.select(row.to, row.body).where(row.id == row_id)).one()
-    try:
-        provider_id = sender.send(to, body)
-    except BackendError as error:
-        log.warning("SMS %s was not sent: %s", row_id, error)
-        _finish(store, row_id, status="failed", error=str(error)[:200], body=_kept(sender, body))
-        return False
-    _finish(store, row_id, status="sent", provider_id=provider_id, sent_at=clock(), body=_kept(sender, body))
-    log.info("SMS %s sent", row_id)
-    return True
+        with self.store.connection() as connection:
+            return sum(
+                int(connection.execute(sa.update(sms_outbox).where(a, b).values(status=s, error=e)).rowcount)
+                for a, b, s, e in left
+            )
 
-
-def _kept(sender: SmsSender, body: str) -> str:
-    """A body holds a PIN: once it has been sent or has failed, only the embedded outbox keeps it."""
-    return body if sender.keeps_body else REDACTED
-
-
-def _finish(store: Store, row_id: int, **values: object) -> None:
-    with store.connection() as connection:
-        connection.execute(sa.update(sms_outbox).where(sms_outbox.c.id == row_id).values(**values))
+    def _finish(self, key: str, **values: object) -> str:
+        with self.store.connection() as connection:
+            connection.execute(sa.update(sms_outbox).where(sms_outbox.c.key == key).values(**values))
+        return str(values["status"])

@@ -82,10 +82,22 @@ class MitIdBackend(Protocol):
         ...
 
 
-class SmsSender(Protocol):
-    keeps_body: bool
-    """True when the sender is the embedded outbox a person reads (the body stays visible)."""
+@dataclass(frozen=True)
+class OutgoingSms:
+    """One SMS on its way: `key` makes it unique (one PIN SMS per call), `body` may hold a PIN."""
 
+    key: str
+    to: str
+    body: str
+
+    def __repr__(self) -> str:
+        return f"OutgoingSms(key={self.key!r})"
+
+
+class SmsSender(Protocol):
     def send(self, to: str, body: str) -> str:
-        """Send one SMS and return the provider's message id."""
+        """Send one SMS and return the provider's message id.
+
+        Raises `DeliveryUnknown` when the provider may have taken it (no answer in time), and
+        `BackendError` when it surely did not."""
         ...

@@ -6,10 +6,12 @@ read character by character with the names in the language's `characters` table.
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +21,8 @@ from ivr.hours import OpeningSpan
 
 USER_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzæøå0123456789{}!#$ ^,*()_+-=:;?.@")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ZONES = frozenset({"Europe/Copenhagen", "America/Nuuk"})
+"""Where a registered mobile's owner reads the clock: Denmark or Greenland."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class Language(BaseModel):
     characters: dict[str, str]
     weekdays: dict[str, str]
     sms: dict[str, str]
+    date_format: str
+    """strftime format of a moment in an SMS (day before month, as both languages write it)."""
+    time_zones: dict[str, str]
+    """The words for each time zone a moment may be given in (see ZONES)."""
 
     def text(self, key: str, slots: Mapping[str, Slot] | None = None) -> str:
         """The prompt's words with its slots filled in."""
@@ -58,6 +66,10 @@ class Language(BaseModel):
 
     def sms_text(self, key: str, **slots: str) -> str:
         return self.sms[key].format_map(slots)
+
+    def moment(self, at: dt.datetime, zone: str) -> str:
+        """A moment as the reader's clock shows it, naming the zone ("22.11.2026 kl. 20:33 (dansk tid)")."""
+        return f"{at.astimezone(ZoneInfo(zone)).strftime(self.date_format)} ({self.time_zones[zone]})"
 
     def render(self, value: Slot) -> str:
         if isinstance(value, Spelled):
@@ -117,4 +129,6 @@ def check_catalog(catalog: Catalog, needed: set[str], directory: Path) -> list[s
             problems.append(f"{where}: no spoken name for characters {''.join(missing_chars)!r}")
         if set(lang.weekdays) != set(WEEKDAYS):
             problems.append(f"{where}: weekdays must name exactly {', '.join(WEEKDAYS)}")
+        if set(lang.time_zones) != ZONES:
+            problems.append(f"{where}: time_zones must name exactly {', '.join(sorted(ZONES))}")
     return problems

@@ -2,6 +2,11 @@
 
 Name, birth date and sex are on every passport and driving licence, so no question uses them.
 Each question reads one fact off a `Person` and says how many keys the answer takes.
+
+Every question can be asked of everyone: where the register may hold no such fact (no spouse,
+no children, a parent unknown), the caller keys `0` for "none", and that is the right answer
+exactly when the register holds none. So which questions a caller is asked says nothing about
+whether their document exists or which facts the register has about them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ class Question:
     fact: Callable[[Person], str | None]
     digits: int | None
     max_digits: int = 8
+    may_be_none: bool = False
+    """The register may hold no such fact; the caller then keys NONE."""
+
+
+NONE = "0"
 
 
 def _date(value: dt.date | None) -> str | None:
@@ -47,34 +57,32 @@ QUESTIONS: dict[str, Question] = {
         Question("postcode", lambda p: p.address.postcode, digits=4),
         Question("house_number", _house_number, digits=None, max_digits=4),
         Question("moved_in_year", lambda p: str(p.address.moved_in.year), digits=4),
-        Question("mother_birth_year", lambda p: _year(p.mother_birth_year), digits=4),
-        Question("father_birth_year", lambda p: _year(p.father_birth_year), digits=4),
-        Question("spouse_birth_date", lambda p: _date(p.spouse_birth_date), digits=8),
-        Question("eldest_child_birth_year", _eldest_child_year, digits=4),
+        Question("mother_birth_year", lambda p: _year(p.mother_birth_year), digits=4, may_be_none=True),
+        Question("father_birth_year", lambda p: _year(p.father_birth_year), digits=4, may_be_none=True),
+        Question("spouse_birth_date", lambda p: _date(p.spouse_birth_date), digits=8, may_be_none=True),
+        Question("eldest_child_birth_year", _eldest_child_year, digits=4, may_be_none=True),
     )
 }
 
 
-def answerable(person: Person) -> list[str]:
-    """The kinds of question this person's register data can answer."""
-    return [kind for kind, q in QUESTIONS.items() if q.fact(person)]
+def choose(count: int, rng: random.Random) -> list[str]:
+    """`count` different kinds of question, uniformly from the whole bank, whoever is asking."""
+    return rng.sample(sorted(QUESTIONS), count)
 
 
-def choose(person: Person | None, count: int, rng: random.Random) -> tuple[list[str], bool]:
-    """Pick `count` questions at random; also whether this caller can pass at all.
-
-    A caller the line cannot verify (unknown document, too few facts) is asked just as many
-    questions, drawn from the whole bank, so that nothing they hear gives the case away.
-    """
-    kinds = answerable(person) if person else []
-    if len(kinds) >= count:
-        return rng.sample(kinds, count), True
-    return rng.sample(sorted(QUESTIONS), count), False
+def expected(kind: str, person: Person) -> str | None:
+    """What the person would key: the fact, NONE where the register has none, or None where the
+    question cannot be answered at all."""
+    question = QUESTIONS[kind]
+    fact = question.fact(person)
+    if fact is None and question.may_be_none:
+        return NONE
+    return fact
 
 
 def is_right(kind: str, person: Person, answer: str) -> bool:
     """Whether the answer matches the register (digits compared exactly)."""
-    fact = QUESTIONS[kind].fact(person)
+    truth = expected(kind, person)
     if kind == "house_number":
         answer = answer.lstrip("0")
-    return fact is not None and hmac.compare_digest(fact, answer)
+    return truth is not None and hmac.compare_digest(truth, answer)

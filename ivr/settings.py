@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     sms_backend: Literal["embedded", "twilio"] = "embedded"
     sms_sender: str | None = "MitID"
     sms_messaging_service_sid: str | None = None
-    sms_timeout_seconds: float = 10.0
+    sms_timeout_seconds: float = Field(5.0, gt=0, le=15)
+    """The caller waits on the line for this, at most, to hear whether the SMS went."""
 
     flows_dir: Path = REPO_ROOT / "call_flows"
     flow: str = "support"
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
     identity_failure_window_hours: float = 24
     identity_lockout_hours: float = 24
     caller_verifications_per_hour: int = Field(5, ge=1)
+    withheld_verifications_per_hour: int = Field(30, ge=1)
+    """Calls from withheld numbers share one bucket of their own (see README)."""
+    stale_call_minutes: float = Field(120, gt=0)
+    """A call with no end-of-call status after this long is scrubbed like an ended one."""
+    sweep_interval_seconds: float = Field(300, gt=0)
     mobile_quarantine_hours: float = 120
     temporary_pin_validity_minutes: int = Field(60 * 24, ge=1)
 
@@ -76,15 +82,22 @@ class Settings(BaseSettings):
         """The store's URL: the configured one, or SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ivr.sqlite3'}"
 
+    def private_data_dir(self) -> Path:
+        """The data directory, made if missing, readable by its owner only."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        return self.data_dir
+
     def secret_key_bytes(self) -> bytes:
         """The key for pseudonymising identities: configured, or kept in the data directory."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
-        path = self.data_dir / "secret.key"
+        path = self.private_data_dir() / "secret.key"
         if not path.exists():
+            import os
             import secrets
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
         return path.read_text().strip().encode()

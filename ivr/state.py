@@ -15,6 +15,8 @@ class Verification(BaseModel):
     identity_keys: list[str]
     """Pseudonyms of the claimed document and, when the register knows it, of the person."""
     questions: list[str]
+    guesses: list[int] = []
+    """The guesses taken on the identity keys (none: locked or used up, so it cannot pass)."""
     asked: int = 0
     correct: int = 0
     can_pass: bool
@@ -32,6 +34,8 @@ class CallState(BaseModel):
 
     call_sid: str
     caller_key: str
+    """Pseudonym of the calling number: the call is bound to it."""
+    caller_withheld: bool = False
     step: str
     language: str = "da"
     turn: int = 0

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ivr.ports import OutgoingSms
 from ivr.state import CallState
 
 metadata = sa.MetaData()
@@ -64,13 +67,17 @@ sms_outbox = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("key", sa.String(128), nullable=False, unique=True),
     sa.Column("call_sid", sa.String(64), nullable=False),
-    sa.Column("to", sa.String(32), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("to", sa.String(32), nullable=False),  # masked: "+45 •• •• •• 51"
+    sa.Column("body", sa.Text, nullable=False),  # what kind of message, never its text (a PIN)
+    sa.Column("status", sa.String(16), nullable=False),  # pending, sending, sent, failed, unknown
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.Column("provider_id", sa.String(64)),
     sa.Column("error", sa.String(200)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("delivery", sa.String(16)),  # the provider's last word: delivered, undelivered, ...
+    sa.Column("delivery_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_sms_outbox_provider_id", "provider_id"),
 )
 
 audit_events = sa.Table(
@@ -85,16 +92,23 @@ audit_events = sa.Table(
 
 
 def make_engine(url: str) -> sa.Engine:
-    """An engine for the URL, with SQLite set up for many threads and locked transactions."""
+    """An engine for the URL, with SQLite set up for many threads and locked transactions.
+
+    A SQLite file is made readable by its owner only, and deleted values are overwritten
+    (`secure_delete`), so a scrubbed document number is not left in a free page.
+    """
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True)
+        # A webhook may hold two connections (its call, and a counter decision) at once.
+        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=30)
     engine = sa.create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
+    private_file(engine.url.database)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        dbapi_connection.execute("PRAGMA secure_delete=ON")
 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
@@ -102,6 +116,25 @@ def make_engine(url: str) -> sa.Engine:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def private_file(path: str | None) -> None:
+    """Create the SQLite file (and its journal files, which take its mode) for the owner only."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+
+
+def masked(mobile: str) -> str:
+    """A mobile number as the store may keep it: country code and last two digits."""
+    try:
+        country = f"+{phonenumbers.parse(mobile).country_code} "
+    except phonenumbers.NumberParseException:
+        country = ""
+    return f"{country}…{mobile[-2:]}"
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -124,9 +157,11 @@ class Tx:
         self.reader = reader
         self.now = now
         self.writes: list[sa.Executable] = []
+        self.once: list[sa.Executable] = []
+        """Inserts that may already have been made (a second escalation of a call): skipped then."""
         self.session_write: tuple[str, int | None, dict[str, Any]] | None = None
-        self.new_attempts: list[tuple[str, str]] = []
-        self.queued_sms = False
+        self.outgoing: list[OutgoingSms] = []
+        """The SMS this webhook queued, with their text: kept in memory only, sent after the commit."""
 
     def session(self, call_sid: str) -> sa.Row[Any] | None:
         query = sa.select(call_sessions).where(call_sessions.c.call_sid == call_sid)
@@ -147,24 +182,15 @@ class Tx:
         }
         self.session_write = (call_sid, was, values)
 
-    def count_attempts(self, key: str, kind: str, since: dt.datetime) -> int:
-        query = sa.select(sa.func.count()).where(
-            attempts.c.key == key, attempts.c.kind == kind, attempts.c.at >= since
-        )
-        stored = int(self.reader.execute(query).scalar_one())
-        return stored + self.new_attempts.count((key, kind))
-
-    def add_attempt(self, key: str, kind: str) -> None:
-        self.new_attempts.append((key, kind))
-        self.writes.append(sa.insert(attempts).values(key=key, kind=kind, at=self.now))
-
     def add_escalation(self, **values: Any) -> None:
-        self.writes.append(sa.insert(escalations).values(created_at=self.now, **values))
+        """Hand the call to an agent with this context (a call is handed over once)."""
+        self.once.append(sa.insert(escalations).values(created_at=self.now, **values))
 
-    def add_sms(self, key: str, call_sid: str, to: str, body: str) -> None:
-        self.queued_sms = True
-        row = {"key": key, "call_sid": call_sid, "to": to, "body": body, "status": "pending"}
-        self.writes.append(sa.insert(sms_outbox).values(created_at=self.now, **row))
+    def add_sms(self, message: OutgoingSms, call_sid: str, kind: str) -> None:
+        """Queue an SMS: the outbox keeps that it exists, to whom (masked), and how it fares."""
+        self.outgoing.append(message)
+        row = {"key": message.key, "call_sid": call_sid, "to": masked(message.to), "body": kind}
+        self.writes.append(sa.insert(sms_outbox).values(created_at=self.now, status="pending", **row))
 
     def audit(self, call_sid: str | None, name: str, **detail: object) -> None:
         text = json.dumps(detail, sort_keys=True)
@@ -191,6 +217,12 @@ class Tx:
                     raise Conflict(call_sid)
         for statement in self.writes:
             writer.execute(statement)
+        for statement in self.once:
+            try:
+                with writer.begin_nested():
+                    writer.execute(statement)
+            except sa.exc.IntegrityError:
+                pass  # made already, by an earlier webhook of this call
 
 
 class Store:
@@ -204,6 +236,14 @@ class Store:
 
     def create(self) -> None:
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
+
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database and empty it (values cleared in the
+        database are then gone from the log too)."""
+        if self.sqlite:
+            with self._write_lock or nullcontext(), self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:
@@ -236,3 +276,15 @@ class Store:
                 {k: _aware(v) if isinstance(v, dt.datetime) else v for k, v in row._mapping.items()}
                 for row in result
             ]
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Add the nullable columns a store made by an earlier version lacks (until migrations)."""
+    with engine.begin() as connection:
+        inspector = sa.inspect(connection)
+        for table in metadata.tables.values():
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(engine.dialect)
+                    connection.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')

@@ -72,6 +72,19 @@ class Renderer:
             response.hangup()
         return str(response)
 
+    def resume(self, turn: int) -> str:
+        """Go on with the call at `turn`: what a retry of a webhook that died half-way hears."""
+        response = VoiceResponse()
+        response.redirect(self.urls.keys(turn), method="POST")
+        return str(response)
+
+    def hold(self, languages: Iterable[str]) -> str:
+        """For a caller in the queue when their place cannot be told: verbs a wait URL may use."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("hold", lang) for lang in languages], {}, "da")
+        response.pause(length=20)
+        return str(response)
+
     def queue_wait(self, language: str, position: int, minutes: int) -> str:
         response = VoiceResponse()
         slots = {"position": str(position), "minutes": str(minutes)}

@@ -1,26 +1,40 @@
 """The web layer: Twilio webhooks in, TwiML out.
 
 Every route checks `X-Twilio-Signature` first, against the configured public URL (Twilio signs
-the URL it called, which behind a proxy is not `request.url`). A bad signature gets 403 and
-changes nothing; anything else gets 200 with TwiML, an apology in the worst case, never
-Twilio's own "application error".
+the URL it called, which behind a proxy is not `request.url`): a request with no or a malformed
+signature header is refused before its body is read, one over MAX_BODY gets 413 unread, and a
+bad signature gets 403 and changes nothing. A known call answers only to its own number.
+Anything else gets 200 with TwiML, an apology in the worst case, never Twilio's own
+"application error"; and only the routes that carry the call's flow can escalate it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
 
 from ivr.errors import without_values
-from ivr.line import Line
-from ivr.twilio_form import CallForm
+from ivr.line import CallerMismatch, Line
+from ivr.twilio_form import CallForm, MessageStatusForm
 
 log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024
+SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{27}=$")  # base64 of an HMAC-SHA1
 voice = Blueprint("voice", __name__, url_prefix="/voice")
+sms = Blueprint("sms", __name__, url_prefix="/sms")
+FLOW_ROUTES = frozenset({"voice.incoming_call", "voice.keys", "voice.fallback"})
+
+
+def register(app: Flask) -> None:
+    """Mount the webhooks on the app."""
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.register_blueprint(voice)
+    app.register_blueprint(sms)
 
 
 def _line() -> Line:
@@ -33,18 +47,28 @@ def _twiml(body: str) -> Response:
 
 
 def _form() -> CallForm:
-    return CallForm.model_validate(request.form.to_dict())
+    try:
+        return CallForm.parse(request.form.to_dict())
+    except ValidationError:
+        log.warning("refused a signed request to %s without a usable CallSid", request.path)
+        abort(400)
 
 
 @voice.before_request
+@sms.before_request
 def check_signature() -> None:
     """Refuse any request Twilio did not sign for exactly this URL and these parameters."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not SIGNATURE.match(signature):
+        log.warning("refused a request to %s with no or a malformed signature", request.path)
+        abort(403)
+    if request.content_length is None or request.content_length > MAX_BODY:
+        abort(413 if request.content_length else 411)
     validator: RequestValidator = current_app.extensions["ivr.validator"]
     base = current_app.extensions["ivr.public_base_url"]
     url = base + request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not validator.validate(url, request.form, signature):
-        log.warning("refused a request to %s with a missing or wrong signature", request.path)
+    if not validator.validate(url, request.form, signature):
+        log.warning("refused a request to %s with a wrong signature", request.path)
         abort(403)
 
 
@@ -60,14 +84,14 @@ def keys() -> Response:
     """Take what the caller keyed at a menu or input (empty on silence)."""
     form = _form()
     turn = request.args.get("turn", type=int)
-    return _twiml(_line().keys(form.call_sid, turn, form.digits))
+    return _twiml(_line().keys(form.call_sid, turn, form.digits, form.caller))
 
 
 @voice.post("/status")
 def status() -> Response:
     """Take a call status callback."""
     form = _form()
-    _line().status(form.call_sid, form.call_status, form.call_duration)
+    _line().status(form.call_sid, form.call_status, form.call_duration, form.caller)
     return Response(status=204)
 
 
@@ -75,28 +99,55 @@ def status() -> Response:
 def wait() -> Response:
     """Tell a queued caller their place and an estimate (Twilio's Enqueue waitUrl)."""
     form = _form()
-    return _twiml(_line().wait(form.call_sid, form.queue_position))
+    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller))
 
 
 @voice.post("/queue-exit")
 def queue_exit() -> Response:
     """The caller left the queue (Enqueue action)."""
-    return _twiml(_line().queue_exit(_form().call_sid))
+    form = _form()
+    return _twiml(_line().queue_exit(form.call_sid, form.caller))
 
 
 @voice.post("/fallback")
 def fallback() -> Response:
     """Twilio's Fallback URL: the primary failed, so apologise and queue for an agent."""
-    return _twiml(_line().apology(request.form.get("CallSid")))
+    form = _form()
+    log.warning("Twilio called the fallback URL (Twilio error %s)", form.error_code)
+    return _twiml(_line().apology(form.call_sid, "twilio_fallback"))
+
+
+@sms.post("/status")
+def sms_status() -> Response:
+    """Twilio's delivery report for an SMS the line sent."""
+    try:
+        form = MessageStatusForm.model_validate(request.form.to_dict())
+    except ValidationError:
+        abort(400)
+    if not _line().outbox.record_delivery(form.message_sid, form.message_status):
+        log.warning("a delivery report for an SMS the line does not know")
+    return Response(status=204)
+
+
+@voice.errorhandler(CallerMismatch)
+def wrong_caller(error: CallerMismatch) -> Response:
+    """A request for a known call from another number: refused, and written down."""
+    log.warning("refused a request to %s for a call from another number", request.path)
+    _line().note(str(error), "caller_mismatch", route=request.path)
+    return Response(status=403)
 
 
 @voice.errorhandler(Exception)
 def unexpected(error: Exception) -> Response | HTTPException:
-    """Whatever broke, the caller hears an apology and is put through to an agent."""
+    """Whatever broke, the caller is told something; only the flow's own routes escalate."""
     if isinstance(error, HTTPException):
         return error
-    if isinstance(error, ValidationError):
-        log.warning("a signed request had an unusable form (%d errors)", error.error_count())
-    else:
-        log.error("webhook failed: %s", without_values(error))
-    return _twiml(_line().apology(request.form.get("CallSid")))
+    log.error("webhook %s failed: %s", request.path, without_values(error))
+    line = _line()
+    if request.endpoint == "voice.wait":
+        return _twiml(line.renderer.hold(line.engine.languages))
+    if request.endpoint == "voice.status":
+        return Response(status=204)
+    if request.endpoint not in FLOW_ROUTES:
+        return _twiml(line.renderer.goodbye(line.engine.languages[0]))
+    return _twiml(line.apology(request.form.get("CallSid"), "application_error"))

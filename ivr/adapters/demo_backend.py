@@ -1,8 +1,8 @@
 """The embedded MitID back end: synthetic accounts and temporary PINs kept as salted hashes.
 
 Codes live in the table `demo_temporary_pins` (its own `MetaData`, created on construction) on
-any SQLAlchemy engine (SQLite or PostgreSQL). A row holds the SHA-256 of the CPR number, never
-the number; the code only as a salted scrypt hash. The UNIQUE `request_key` is the guard that
+any SQLAlchemy engine (SQLite or PostgreSQL). A row holds a keyed hash (HMAC-SHA-256) of the CPR
+number, never the number; the code only as a salted scrypt hash. The UNIQUE `request_key` is the guard that
 keeps a retried request from issuing a second code, even when two calls race.
 """
 
@@ -41,11 +41,6 @@ def _pins_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def cpr_hash(cpr: str) -> str:
-    """Hex SHA-256 of a CPR number, the only form of it the PIN table stores."""
-    return hashlib.sha256(cpr.encode()).hexdigest()
-
-
 def _code_hash(code: str, salt: bytes) -> bytes:
     """Salted scrypt hash of a PIN code."""
     return hashlib.scrypt(code.encode(), salt=salt, **_SCRYPT)
@@ -67,6 +62,7 @@ class DemoMitIdBackend:
         engine: sa.Engine,
         clock: Callable[[], dt.datetime],
         pin_validity: dt.timedelta,
+        key: bytes,
     ) -> None:
         """Index the people by CPR number and create the PIN table if it is missing."""
         if pin_validity <= dt.timedelta(0):
@@ -75,9 +71,15 @@ class DemoMitIdBackend:
         self._engine = engine
         self._clock = clock
         self._validity = pin_validity
+        self._key = key
         self.metadata = sa.MetaData()
         self.pins = _pins_table(self.metadata)
         self.metadata.create_all(engine)
+
+    def cpr_hash(self, cpr: str) -> str:
+        """The keyed hash of a CPR number, the only form of it the PIN table stores (a plain
+        hash of a 10-digit number is reversed by trying them all)."""
+        return hmac.new(self._key, cpr.encode(), hashlib.sha256).hexdigest()
 
     def account(self, cpr: str) -> MitIdAccount | None:
         """The person's MitID, or None; raises BackendError for the demo's failing person."""
@@ -97,7 +99,7 @@ class DemoMitIdBackend:
         now = _utc(self._clock())
         expires_at = now + self._validity
         row = {
-            "cpr_hash": cpr_hash(cpr),
+            "cpr_hash": self.cpr_hash(cpr),
             "request_key": request_key,
             "code_hash": _code_hash(code, salt),
             "salt": salt,
@@ -118,7 +120,7 @@ class DemoMitIdBackend:
         """True only for the person's newest non-superseded code, while it is unexpired."""
         query = (
             sa.select(self.pins.c.code_hash, self.pins.c.salt, self.pins.c.expires_at)
-            .where(self.pins.c.cpr_hash == cpr_hash(cpr), self.pins.c.superseded.is_(False))
+            .where(self.pins.c.cpr_hash == self.cpr_hash(cpr), self.pins.c.superseded.is_(False))
             .order_by(self.pins.c.id.desc())
             .limit(1)
         )

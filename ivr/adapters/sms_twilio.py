@@ -16,8 +16,9 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
-from ivr.errors import BackendError
+from ivr.errors import BackendError, DeliveryUnknown
 
 
 class _RedirectingHttpClient(TwilioHttpClient):
@@ -58,10 +59,16 @@ class _RedirectingHttpClient(TwilioHttpClient):
             self.session.close()
 
 
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request surely never reached Twilio (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
 class TwilioSms:
     """Send one SMS per call through Twilio, from a number or a Messaging Service."""
-
-    keeps_body = False
 
     def __init__(
         self,
@@ -70,7 +77,8 @@ class TwilioSms:
         sender: str | None = None,
         messaging_service_sid: str | None = None,
         api_base_url: str | None = None,
-        timeout: float = 10.0,
+        timeout: float = 5.0,
+        status_callback: str | None = None,
     ) -> None:
         if (sender is None) == (messaging_service_sid is None):
             raise ValueError("give exactly one of sender or messaging_service_sid")
@@ -81,6 +89,7 @@ class TwilioSms:
             raise ValueError("timeout must be positive")
         self._sender = sender
         self._messaging_service_sid = messaging_service_sid
+        self._status_callback = status_callback
         self._http = _RedirectingHttpClient(api_base_url, timeout)
         self._client = Client(account_sid, token, http_client=self._http)
 
@@ -91,6 +100,8 @@ class TwilioSms:
             if self._sender is not None
             else {"messaging_service_sid": self._messaging_service_sid}
         )
+        if self._status_callback:
+            origin["status_callback"] = self._status_callback
         try:
             message = self._client.messages.create(to=to, body=body, **origin)
         except TwilioRestException as exc:
@@ -99,7 +110,9 @@ class TwilioSms:
         except TwilioException as exc:
             raise BackendError(f"Twilio SMS failed ({type(exc).__name__})") from None
         except requests.RequestException as exc:
-            raise BackendError(f"Twilio SMS request failed ({type(exc).__name__})") from None
+            if _never_connected(exc):
+                raise BackendError(f"Twilio SMS request failed ({type(exc).__name__})") from None
+            raise DeliveryUnknown(f"Twilio did not answer in time ({type(exc).__name__})") from None
         except (ValueError, KeyError) as exc:
             raise BackendError(f"Twilio's answer was unreadable ({type(exc).__name__})") from None
         if not message.sid:

@@ -1,0 +1,50 @@
+"""The embedded SMS network: the demo phones' inboxes, which a person reads with `ivr outbox`.
+
+It stands where Twilio and the mobile network stand on a real line, so it holds what a phone
+would hold: the text, PIN included, in the table `demo_sms_inbox` of the demo back end's
+database (never in the line's own store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+
+def _inbox_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "demo_sms_inbox",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("message_id", sa.String(64), nullable=False, unique=True),
+        sa.Column("to", sa.String(32), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+class EmbeddedSms:
+    """An `SmsSender` that delivers at once into the demo phones' inboxes."""
+
+    def __init__(self, engine: sa.Engine, clock: Callable[[], dt.datetime]) -> None:
+        self._engine = engine
+        self._clock = clock
+        self.metadata = sa.MetaData()
+        self.inbox = _inbox_table(self.metadata)
+        self.metadata.create_all(engine)
+
+    def send(self, to: str, body: str) -> str:
+        message_id = f"SM{uuid.uuid4().hex}"  # shaped like Twilio's message SIDs
+        row = {"message_id": message_id, "to": to, "body": body, "received_at": self._clock()}
+        with self._engine.begin() as connection:
+            connection.execute(sa.insert(self.inbox).values(row))
+        return message_id
+
+    def received(self) -> dict[str, tuple[str, str]]:
+        """Every message the demo phones received: message id -> (number, text)."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(sa.select(self.inbox.c.message_id, self.inbox.c.to, self.inbox.c.body))
+            return {message_id: (to, body) for message_id, to, body in rows}

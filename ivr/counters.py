@@ -1,0 +1,155 @@
+"""Attempt counters, guesses and locks: atomic across threads, processes and machines.
+
+Every decision that a limit depends on (may this number start another verification? may this
+identity be guessed once more? does this pass stand?) is taken inside one short write
+transaction that holds the counted keys: SQLite has one writer at a time (`BEGIN IMMEDIATE`),
+and on PostgreSQL a transaction-level advisory lock per key serialises the deciders. So however
+many calls run at once, a limit of N lets exactly N through.
+
+Keys are pseudonyms (keyed hashes); no identity is ever stored here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+
+from ivr.store import Store, attempts
+
+GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
+"""A guess is taken when verification starts and becomes a failure or a pass at the decision;
+one never decided (the caller hung up) keeps counting as a guess for the whole window."""
+LIFTABLE = (LOCK, FAILURE, GUESS, VERIFICATION)
+Settled = Literal["passed", "failed", "locked"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """How far back failures count, and how long a lock lasts, as of `now`."""
+
+    now: dt.datetime
+    failures_since: dt.datetime
+    locked_since: dt.datetime
+
+
+@dataclass(frozen=True)
+class LockRow:
+    """A locked identity or a busy calling number, as an operator may see it (no identity)."""
+
+    key: str
+    kind: str
+    count: int
+    last: dt.datetime
+
+
+def _advisory_id(key: str) -> int:
+    """A 64-bit lock id for a hex pseudonym (PostgreSQL's advisory locks take a bigint)."""
+    return int.from_bytes(bytes.fromhex(key[:16].ljust(16, "0")), "big", signed=True)
+
+
+class SqlCounters:
+    """The counters on the line's store (SQLite or PostgreSQL, the same statements)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @contextmanager
+    def _holding(self, keys: Iterable[str]) -> Iterator[sa.Connection]:
+        with self.store.connection() as connection:
+            if not self.store.sqlite:
+                for key in sorted(set(keys)):  # always in the same order: no deadlock
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_id(key))))
+            yield connection
+
+    def take(self, key: str, kind: str, limit: int, since: dt.datetime, now: dt.datetime) -> bool:
+        """Count one `kind` for `key` if fewer than `limit` were counted since `since`."""
+        with self._holding([key]) as connection:
+            if _count(connection, key, (kind,), since) >= limit:
+                return False
+            connection.execute(sa.insert(attempts).values(key=key, kind=kind, at=now))
+            return True
+
+    def reserve_guess(self, keys: Sequence[str], limit: int, window: Window) -> list[int]:
+        """Take one guess on every key, or none (empty) when any key is locked or used up."""
+        with self._holding(keys) as connection:
+            for key in keys:
+                if _locked(connection, key, window) or (
+                    _count(connection, key, (GUESS, FAILURE), window.failures_since) >= limit
+                ):
+                    return []
+            insert = sa.insert(attempts).returning(attempts.c.id)
+            return [
+                int(connection.execute(insert.values(key=key, kind=GUESS, at=window.now)).scalar_one())
+                for key in keys
+            ]
+
+    def settle_guess(
+        self, guesses: Sequence[int], keys: Sequence[str], passed: bool, limit: int, window: Window
+    ) -> Settled:
+        """Decide the guesses: "passed" when a pass stands (no key got locked meanwhile), else
+        "failed", or "locked" when this failure brought a key to `limit` failures in its window."""
+        if not guesses:
+            return "failed"
+        with self._holding(keys) as connection:
+            stands = passed and not any(_locked(connection, key, window) for key in keys)
+            mine = attempts.c.id.in_(guesses) & (attempts.c.kind == GUESS)
+            connection.execute(sa.update(attempts).where(mine).values(kind=PASSED if stands else FAILURE))
+            if stands:
+                return "passed"
+            newly = [
+                key
+                for key in keys
+                if not _locked(connection, key, window)
+                and _count(connection, key, (FAILURE,), window.failures_since) >= limit
+            ]
+            for key in newly:
+                connection.execute(sa.insert(attempts).values(key=key, kind=LOCK, at=window.now))
+            return "locked" if newly else "failed"
+
+    def is_locked(self, key: str, window: Window) -> bool:
+        with self.store.connection() as connection:
+            return _locked(connection, key, window)
+
+    def current(self, window: Window, verifications_since: dt.datetime) -> list[LockRow]:
+        """Locked identities and calling numbers with verifications in the last hour."""
+        c = attempts.c
+        recent = (
+            ((c.kind == LOCK) & (c.at >= window.locked_since))
+            | (c.kind.in_((GUESS, FAILURE)) & (c.at >= window.failures_since))
+            | ((c.kind == VERIFICATION) & (c.at >= verifications_since))
+        )
+        query = (
+            sa.select(c.key, c.kind, sa.func.count(), sa.func.max(c.at))
+            .where(recent)
+            .group_by(c.key, c.kind)
+            .order_by(sa.func.max(c.at).desc())
+        )
+        with self.store.connection() as connection:
+            return [LockRow(key, kind, int(n), last) for key, kind, n, last in connection.execute(query)]
+
+    def lift(self, key_prefix: str) -> list[str]:
+        """Clear every count of the one key starting with `key_prefix` (a lock, failures, guesses,
+        a number's verifications); the keys that matched (nothing is cleared unless exactly one)."""
+        c = attempts.c
+        counted = c.kind.in_(LIFTABLE)
+        with self.store.connection() as connection:
+            query = sa.select(c.key).where(c.key.startswith(key_prefix, autoescape=True), counted).distinct()
+            found = sorted(connection.execute(query).scalars())
+            if len(found) == 1:
+                connection.execute(sa.delete(attempts).where(c.key == found[0], counted))
+            return found
+
+
+def _count(connection: sa.Connection, key: str, kinds: Sequence[str], since: dt.datetime) -> int:
+    c = attempts.c
+    query = sa.select(sa.func.count()).where(c.key == key, c.kind.in_(kinds), c.at >= since)
+    return int(connection.execute(query).scalar_one())
+
+
+def _locked(connection: sa.Connection, key: str, window: Window) -> bool:
+    return _count(connection, key, (LOCK,), window.locked_since) > 0

@@ -1,0 +1,96 @@
+"""Identity verification: one set of rules for every channel that may verify a caller.
+
+A claimed identity (the document, and the person when the register knows it) may be guessed at
+most `max_failures` times in its window, counted across calls and however many run at once:
+a guess is taken when verification starts and decided at the end, and a lock taken meanwhile
+still stops the pass. A calling number may start `per_number_per_hour` verifications an hour;
+withheld numbers share one larger bucket of their own.
+
+Whatever the case (unknown document, locked identity, a holder with no spouse), the caller is
+asked the same number of questions, drawn from the whole bank with the same odds, so nothing
+they are asked or hear tells them which case applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from ivr import questions
+from ivr.counters import VERIFICATION, Settled, Window
+from ivr.ports import Document, Person
+from ivr.state import Verification
+
+Admission = Literal["admitted", "phone_limited", "hidden_number_limited"]
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The numbers an operator may tune (from `Settings`)."""
+
+    questions_asked: int = 3
+    pass_mark: int = 3
+    max_failures: int = 3
+    failure_window: dt.timedelta = dt.timedelta(hours=24)
+    lockout: dt.timedelta = dt.timedelta(hours=24)
+    per_number_per_hour: int = 5
+    withheld_per_hour: int = 30
+
+
+class Counters(Protocol):
+    def take(self, key: str, kind: str, limit: int, since: dt.datetime, now: dt.datetime) -> bool: ...
+
+    def reserve_guess(self, keys: Sequence[str], limit: int, window: Window) -> list[int]: ...
+
+    def settle_guess(
+        self, guesses: Sequence[int], keys: Sequence[str], passed: bool, limit: int, window: Window
+    ) -> Settled: ...
+
+
+@dataclass(frozen=True)
+class Gate:
+    counters: Counters
+    policy: Policy
+    pseudonym: Callable[[str], str]
+    rng: random.Random = field(default_factory=random.SystemRandom)
+
+    def window(self, now: dt.datetime) -> Window:
+        return Window(now, now - self.policy.failure_window, now - self.policy.lockout)
+
+    def admit(self, caller_key: str, withheld: bool, now: dt.datetime) -> Admission:
+        """Count a verification against the calling number, if it has not used up its hour."""
+        limit = self.policy.withheld_per_hour if withheld else self.policy.per_number_per_hour
+        if self.counters.take(caller_key, VERIFICATION, limit, now - HOUR, now):
+            return "admitted"
+        return "hidden_number_limited" if withheld else "phone_limited"
+
+    def begin(self, document: Document, person: Person | None, now: dt.datetime) -> Verification:
+        """Take a guess on the claimed identity and choose the questions."""
+        keys = [self.pseudonym(f"{document.type}:{document.number}")]
+        if person is not None:
+            keys.append(self.pseudonym(f"cpr:{person.cpr}"))
+        guesses = self.counters.reserve_guess(keys, self.policy.max_failures, self.window(now))
+        return Verification(
+            identity_keys=keys,
+            questions=questions.choose(self.policy.questions_asked, self.rng),
+            guesses=guesses,
+            can_pass=person is not None and bool(guesses),
+        )
+
+    def answer(self, v: Verification, person: Person | None, keys: str) -> Verification:
+        """Note one answer (only whether it was right, never what it was)."""
+        right = v.can_pass and person is not None and questions.is_right(v.current_question, person, keys)
+        return v.model_copy(update={"asked": v.asked + 1, "correct": v.correct + right})
+
+    def decide(self, v: Verification, now: dt.datetime) -> tuple[Verification, Settled]:
+        """Verified or not: enough right answers, and no lock taken on the identity meanwhile."""
+        passed = v.can_pass and v.correct >= self.policy.pass_mark
+        settled = self.counters.settle_guess(
+            v.guesses, v.identity_keys, passed, self.policy.max_failures, self.window(now)
+        )
+        outcome = "verified" if settled == "passed" else "not_verified"
+        return v.model_copy(update={"outcome": outcome}), settled
