@@ -99,16 +99,26 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from ivr.demo_caller import ScriptedKeys
-    from ivr.phone import HttpTransport, PhoneError, place_call
+    from ivr.demo_caller import ANSWER, SILENCE, ScriptedKeys
+    from ivr.phone import INTERRUPTED, HttpTransport, PhoneError, place_call, refusal
 
-    app = _app()
-    settings: Settings = app.extensions["ivr.settings"]
-    transport = HttpTransport(args.url or settings.public_base_url, settings.public_base_url)
-    token = settings.twilio_auth_token.get_secret_value()
+    tokens = None if args.keys is None else args.keys.split()
+    for entry in tokens or ():
+        problem = None if entry in (SILENCE, ANSWER) else refusal(entry)
+        if problem:
+            print(
+                f"ivr call: --keys entry {entry!r} cannot be keyed: {problem}; "
+                f"use {SILENCE!r} for silence and {ANSWER!r} to answer a question",
+                file=sys.stderr,
+            )
+            return 2
     try:
-        if args.keys is None:
-            place_call(
+        app = _app()
+        settings: Settings = app.extensions["ivr.settings"]
+        transport = HttpTransport(args.url or settings.public_base_url, settings.public_base_url)
+        token = settings.twilio_auth_token.get_secret_value()
+        if tokens is None:
+            call = place_call(
                 transport,
                 settings.public_base_url,
                 token,
@@ -118,13 +128,16 @@ def _call(args: argparse.Namespace) -> int:
                 interactive=True,
             )
         else:
-            script = ScriptedKeys(args.keys.split(), app)
+            script = ScriptedKeys(tokens, app)
             out = script.listening(sys.stdout)
-            place_call(transport, settings.public_base_url, token, script, out, caller=args.caller)
+            call = place_call(transport, settings.public_base_url, token, script, out, caller=args.caller)
     except PhoneError as error:
         print(f"ivr call: {error}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:  # before the call was placed, or while it was being ended
+        print("\nivr call: interrupted", file=sys.stderr)
+        return 130
+    return 130 if call.ended_by == INTERRUPTED else 0
 
 
 def _people(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """Calls that read like calls: `call.press("1")`, `call.silence()`, `assert call.hears("main_menu")`.
 
-A `Call` drives the real Flask app the way Twilio does: signed form posts to the URLs the TwiML
-names, following each `<Gather>`'s action, and keeps what the caller heard. `Records` reads what
-the line wrote down (SMS outbox, escalations, audit trail, attempts, the demo back end's PINs).
+A `Call` is a call placed by the fake Twilio of `ivr.twilio_caller` (the one behind `ivr call`)
+into the Flask test client: it signs every webhook and runs the TwiML as Twilio would, so silence
+follows the `<Redirect>` after a `<Gather>` and keys after a Gather's `numDigits` are not sent.
+`Records` reads what the line wrote down (SMS outbox, escalations, audit trail, attempts, PINs).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import yaml
@@ -24,10 +24,12 @@ from twilio.request_validator import RequestValidator
 from ivr import store
 from ivr.adapters.demo_people import DemoPerson
 from ivr.flows import Flow, InputStep, MenuStep, QuestionStep
+from ivr.phone import FlaskTransport
 from ivr.ports import Document, DocumentType
 from ivr.prompts import Catalog, Slot
 from ivr.questions import QUESTIONS
 from ivr.state import CallState
+from ivr.twilio_caller import Request, TwilioCall
 
 LANGUAGES = ("da", "en")
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -50,15 +52,6 @@ class Clock:
         self.now += dt.timedelta(**delta)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One webhook as Twilio sends it: the public URL it called, the form, the signature."""
-
-    url: str
-    form: dict[str, str]
-    signature: str
-
-
 def sign(token: str, url: str, form: dict[str, str]) -> str:
     return RequestValidator(token).compute_signature(url, form)
 
@@ -71,95 +64,115 @@ def spelled(value: str, language: str) -> str:
 
 @dataclass
 class Call:
+    """One call through ivr.twilio_caller's fake Twilio, which runs the TwiML as Twilio would.
+
+    Each thing the caller does (dial, press, silence, wait in the queue, hang up, or a raw
+    `send`) runs the line's answers until the call waits again; `heard`/`said` are what was said
+    since then, `outline` everything said in the call.
+    """
+
     app: Flask
     token: str
     base: str
     language: str = "da"
     caller: str = "+4520000001"
     sid: str = field(default_factory=lambda: f"CA{next(_sids):032d}")
-    twiml: ET.Element | None = None
-    body: str = ""
-    status: int = 0
-    history: list[str] = field(default_factory=list)
-    replies: list[ET.Element | None] = field(default_factory=list)
-    requests: list[Request] = field(default_factory=list)
+    twilio: TwilioCall = field(init=False, repr=False)
+    since: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        transport = FlaskTransport(lambda: self.app)
+        self.twilio = TwilioCall(
+            transport, self.base, self.token, caller=self.caller, call_sid=self.sid, max_requests=10_000
+        )
 
     # -- what the caller does ------------------------------------------------------------
     def dial(self) -> Call:
-        return self.post(f"{self.base}/voice", CallStatus="ringing")
+        self.since = len(self.twilio.events)
+        self.twilio.dial()
+        return self
 
     def press(self, keys: str) -> Call:
-        return self.send(self.pressing(keys))
+        """Key `keys` at the Gather listening now; Twilio's rules decide what is sent."""
+        assert self.listening, f"nothing is listening; the caller heard: {self.heard}"
+        self.since = len(self.twilio.events)
+        self.twilio.press(keys)
+        return self
 
     def silence(self) -> Call:
+        """Key nothing until the Gather times out: Twilio goes on with the verb after it."""
         return self.press("")
 
     def hang_up(self, duration: int = 60) -> Call:
-        self.post(f"{self.base}/voice/status", CallStatus="completed", CallDuration=str(duration))
+        """The call is over: Twilio's status callback (and the Enqueue's action if queued)."""
+        self.since = len(self.twilio.events)
+        self.twilio.hang_up(duration)
         return self
 
     def wait_in_queue(self, position: int) -> Call:
         """Twilio asks the Enqueue's waitUrl what to play to a caller at `position`."""
-        enqueue = self.twiml.find("Enqueue") if self.twiml is not None else None
-        assert enqueue is not None, f"the caller is not queued; they heard: {self.heard}"
-        return self.post(enqueue.attrib["waitUrl"], QueuePosition=str(position), QueueTime="30")
+        assert self.queued, f"the caller is not queued; they heard: {self.heard}"
+        self.since = len(self.twilio.events)
+        self.twilio.hold(position, queue_time=30)
+        return self
 
     def pressing(self, keys: str) -> Request:
         """The signed request Twilio would send if the caller keyed `keys` now."""
-        gather = self.gather
-        assert gather is not None, f"nothing is listening; the caller heard: {self.heard}"
-        finish = gather.attrib.get("finishOnKey", "#")
-        if finish and finish in keys:
-            keys = keys[: keys.index(finish)]  # Twilio sends the keys before the finish key
-        if "numDigits" in gather.attrib:
-            keys = keys[: int(gather.attrib["numDigits"])]
-        return self.request(gather.attrib["action"], Digits=keys, CallStatus="in-progress")
+        assert self.listening, f"nothing is listening; the caller heard: {self.heard}"
+        request = self.twilio.pressing(keys)
+        assert request is not None, f"Twilio sends nothing for {keys!r}: no input goes to the next verb"
+        return request
 
     def request(self, url: str, **params: str) -> Request:
-        form = {
-            "CallSid": self.sid,
-            "AccountSid": "AC" + "0" * 32,
-            "From": self.caller,
-            "To": "+4533980010",
-            "Direction": "inbound",
-            **params,
-        }
-        return Request(url, form, sign(self.token, url, form))
+        """A request to `url` signed as Twilio signs: the call's parameters, then `params`."""
+        return self.twilio.request(url, params)
 
     def post(self, url: str, **params: str) -> Call:
         return self.send(self.request(url, **params))
 
     def send(self, request: Request) -> Call:
-        """Post a request exactly as given (signed or not) and take in the answer."""
-        parts = urlsplit(request.url)
-        response = self.app.test_client().post(
-            parts.path,
-            query_string=parts.query,
-            data=request.form,
-            headers={"X-Twilio-Signature": request.signature},
-        )
-        self.requests.append(request)
-        self.status = response.status_code
-        self.body = response.get_data(as_text=True)
-        self.twiml = ET.fromstring(self.body) if self.body.startswith("<?xml") else None
-        self.history.append(self.heard)
-        self.replies.append(self.twiml)
+        """Post a request exactly as given (signed or not) and run the answer if it is TwiML."""
+        self.since = len(self.twilio.events)
+        self.twilio.take(request)
         return self
+
+    # -- what the line answered --------------------------------------------------------------
+    @property
+    def status(self) -> int:
+        return self.twilio.answer.status if self.twilio.answer else 0
+
+    @property
+    def body(self) -> str:
+        return self.twilio.answer.body if self.twilio.answer else ""
+
+    @property
+    def twiml(self) -> ET.Element | None:
+        """The last answer as TwiML (None if it was not: a 403, the status callback's 204)."""
+        return self.twilio.document
+
+    @property
+    def replies(self) -> list[ET.Element]:
+        """Every TwiML document the line answered in this call."""
+        return self.twilio.documents
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.twilio.requests
 
     # -- what the caller hears -------------------------------------------------------------
     @property
     def gather(self) -> ET.Element | None:
-        return None if self.twiml is None else self.twiml.find("Gather")
+        """The <Gather> waiting for keys now."""
+        return self.twilio.listen.verb if self.twilio.listen else None
 
     @property
     def listening(self) -> bool:
-        return self.gather is not None
+        return self.twilio.listen is not None
 
     @property
     def heard(self) -> str:
-        if self.twiml is None:
-            return ""
-        return " ".join((say.text or "") for say in self.twiml.iter("Say"))
+        """Everything said since the caller's last action, as one text."""
+        return " ".join(self._says(self.since))
 
     def text(self, key: str, language: str | None = None, **slots: Slot) -> str:
         return self.catalog[language or self.language].text(key, slots)
@@ -169,22 +182,23 @@ class Call:
 
     @property
     def said(self) -> list[str]:
-        """The prompt keys of what the caller just heard, in order."""
-        return _keys_of(self.twiml, self.catalog)
+        """The prompt keys of what the caller heard since their last action, in order."""
+        return _keys_of(self._says(self.since), self.catalog)
 
     @property
     def outline(self) -> list[str]:
         """Every prompt key heard in the whole call; any knowledge question shows as `question`."""
-        keys = (key for reply in self.replies for key in _keys_of(reply, self.catalog))
+        keys = _keys_of(self._says(0), self.catalog)
         return ["question" if key.startswith("question_") else key for key in keys]
 
     @property
     def queued(self) -> bool:
-        return self.twiml is not None and self.twiml.find("Enqueue") is not None
+        return self.twilio.queued is not None
 
     @property
     def hung_up(self) -> bool:
-        return self.twiml is not None and self.twiml.find("Hangup") is not None
+        """The line ended the call (a <Hangup>, or the end of its TwiML: Twilio hangs up)."""
+        return self.twilio.ended in ("hangup", "end-of-twiml")
 
     @property
     def urls(self) -> list[str]:
@@ -192,11 +206,13 @@ class Call:
         return [
             value
             for reply in self.replies
-            if reply is not None
             for element in reply.iter()
-            for value in element.attrib.values()
-            if value.startswith("http")
+            for value in [*element.attrib.values(), element.text or ""]
+            if value.strip().startswith("http")
         ]
+
+    def _says(self, since: int) -> list[str]:
+        return [event.text for event in self.twilio.events[since:] if event.kind == "say"]
 
     # -- where the line has the call ---------------------------------------------------------
     @property
@@ -319,12 +335,9 @@ def _patterns(catalog: Catalog) -> list[tuple[re.Pattern[str], str]]:
     return found
 
 
-def _keys_of(twiml: ET.Element | None, catalog: Catalog) -> list[str]:
-    if twiml is None:
-        return []
+def _keys_of(says: list[str], catalog: Catalog) -> list[str]:
     keys, patterns = [], _patterns(catalog)
-    for say in twiml.iter("Say"):
-        text = say.text or ""
+    for text in says:
         matches = [key for pattern, key in patterns if pattern.fullmatch(text)]
         assert matches, f"no prompt says {text!r}"
         keys.append(matches[0])

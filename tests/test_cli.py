@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +42,9 @@ class Shell:
     cwd: Path
     env: dict[str, str]
 
-    def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 60, stdin: str = "", **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [IVR, *args],
             cwd=self.cwd,
@@ -48,6 +52,7 @@ class Shell:
             capture_output=True,
             text=True,
             timeout=timeout,
+            input=stdin,
         )
 
     def json(self, *args: str) -> Any:
@@ -245,3 +250,65 @@ def test_calling_with_the_wrong_auth_token_is_a_clear_error(line: Shell) -> None
     assert "ivr call: POST /voice answered HTTP 403" in done.stderr
     assert "signature" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_keys_a_phone_cannot_send_are_refused_before_dialling(shell: Shell) -> None:
+    done = shell.run("call", "--url", "http://127.0.0.1:9", "--keys", "2 _ 12ab# ? 1")
+    assert done.returncode == 2
+    assert "ivr call: --keys entry '12ab#' cannot be keyed: 'ab' are not on a phone keypad" in done.stderr
+    assert "cannot reach" not in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_an_interactive_call_names_what_it_refused_and_what_a_menu_did_not_take(line: Shell) -> None:
+    not_at_midnight()
+    done = line.run("call", stdin="abc\n12\n")
+    assert done.returncode == 0, done.stderr
+    refused = "[refused 'abc': 'abc' are not on a phone keypad (0-9, * and #); nothing was sent, key again]"
+    assert refused in done.stdout
+    assert "[sent 1; 2 was ignored: this menu takes one key]" in done.stdout
+    assert done.stdout.count("keys> ") == 3  # abc (asked again), 12, then the end of input
+    assert done.stdout.count("[waiting for keys: up to 1]") == 2  # the language menu, then Danish
+    assert done.stdout.rstrip().endswith("[caller hangs up]")
+
+
+def _read_until(stream: Any, text: str, timeout: float) -> str:
+    seen, deadline = b"", time.monotonic() + timeout
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {text!r} within {timeout} s: {seen.decode()!r}"
+        if select.select([stream], [], [], left)[0]:
+            chunk = os.read(stream.fileno(), 4096)
+            assert chunk, f"output ended before {text!r}: {seen.decode()!r}"
+            seen += chunk
+    return seen.decode()
+
+
+def test_ctrl_c_hangs_up_an_interactive_call_and_exits_130(line: Shell) -> None:
+    not_at_midnight()
+    started = {e["call_sid"] for e in line.json("audit") if e["event"] == "call_started"}
+    phone = subprocess.Popen(
+        [IVR, "call"],
+        cwd=line.cwd,
+        env=line.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        heard = _read_until(phone.stdout, "keys> ", timeout=60)
+        phone.send_signal(signal.SIGINT)
+        rest, errors = phone.communicate(timeout=30)
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.wait()
+    out = heard + rest.decode()
+    assert phone.returncode == 130, errors.decode()
+    assert "Traceback" not in errors.decode() and "KeyboardInterrupt" not in errors.decode()
+    assert out.endswith("keys> \n[Ctrl-C: the caller hangs up]\n")
+
+    events = line.json("audit")
+    (sid,) = {e["call_sid"] for e in events if e["event"] == "call_started"} - started
+    ended = [json.loads(e["detail"]) for e in events if e["call_sid"] == sid and e["event"] == "call_ended"]
+    assert [e["status"] for e in ended] == ["completed"]

@@ -3,85 +3,20 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from flask import Flask, request
-from twilio.request_validator import RequestValidator
 
-from ivr.phone import Call, HttpTransport, PhoneError, place_call
-
-PUBLIC = "https://ivr.example.dk"
-TOKEN = "test-auth-token"
-SAY = '<Say language="da-DK" voice="Polly.Naja">{}</Say>'
-
-
-@dataclass
-class Received:
-    path: str
-    form: dict[str, str]
-    signature_ok: bool
-
-
-@dataclass
-class FakeLine:
-    """A tiny line: serves scripted TwiML per path+query and records what it received."""
-
-    script: dict[str, str]
-    token: str = TOKEN
-    received: list[Received] = field(default_factory=list)
-    status: dict[str, int] = field(default_factory=dict)
-
-    def app(self) -> Flask:
-        app = Flask("fake_line")
-        validator = RequestValidator(self.token)
-
-        @app.post("/", defaults={"path": ""})
-        @app.post("/<path:path>")
-        def hook(path: str) -> tuple[str, int]:
-            query = request.query_string.decode()
-            where = request.path + (f"?{query}" if query else "")
-            signature = request.headers.get("X-Twilio-Signature", "")
-            ok = validator.validate(PUBLIC + where, request.form, signature)
-            self.received.append(Received(where, dict(request.form), ok))
-            if not ok:
-                return "forged", 403
-            if where == "/voice/status":
-                return "", 204
-            if where not in self.script:
-                return "no such page", 404
-            return self.script[where], self.status.get(where, 200)
-
-        return app
-
-    def paths(self) -> list[str]:
-        return [r.path for r in self.received]
-
-    def form(self, path: str) -> dict[str, str]:
-        return next(r.form for r in self.received if r.path == path)
-
-
-class ClientTransport:
-    """Sends what the phone posts to the public URL into app.test_client()."""
-
-    def __init__(self, app: Flask) -> None:
-        self.client = app.test_client()
-
-    def post(self, url: str, data: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
-        assert url.startswith(PUBLIC + "/"), url
-        answer = self.client.post(url[len(PUBLIC) :], data=data, headers=headers)
-        return answer.status_code, answer.get_data(as_text=True)
-
-
-def twiml(*verbs: str) -> str:
-    return '<?xml version="1.0" encoding="UTF-8"?><Response>' + "".join(verbs) + "</Response>"
+from ivr.phone import Call, FlaskTransport, HttpTransport, PhoneError, place_call
+from ivr.twilio_caller import Request
+from tests.fake_line import PUBLIC, SAY, FakeLine, twiml
 
 
 def call(line: FakeLine, keys: Any = (), **kwargs: Any) -> tuple[Call, str]:
     out = io.StringIO()
     kwargs.setdefault("auth_token", line.token)
-    result = place_call(ClientTransport(line.app()), PUBLIC, keys=keys, out=out, **kwargs)
+    app = line.app()
+    result = place_call(FlaskTransport(lambda: app), PUBLIC, keys=keys, out=out, **kwargs)
     return result, out.getvalue()
 
 
@@ -222,15 +157,19 @@ def test_enqueue_posts_the_wait_url_once_and_ends_in_the_queue() -> None:
         }
     )
     result, out = call(line)
-    assert line.paths() == ["/voice", "/queue/wait", "/voice/status"]
+    # the caller hangs up in the queue: Twilio requests the Enqueue's action, then the status
+    assert line.paths() == ["/voice", "/queue/wait", "/queue/done", "/voice/status"]
     wait = line.form("/queue/wait")
     assert wait["QueuePosition"] == "1" and wait["QueueSid"].startswith("QU")
     assert len(wait["QueueSid"]) == 34 and wait["CurrentQueueSize"] == "1"
+    assert line.form("/queue/done")["QueueResult"] == "hangup"
+    assert line.form("/queue/done")["QueueSid"] == wait["QueueSid"]
     assert result.transcript == [
         "Vent.",
+        "[queued for an agent in queue 'agents']",
         "Du er nummer 1 i køen.",
         "[audio: /hold.mp3]",
-        "[queued for an agent in queue 'agents']",
+        "[the call leaves the queue: QueueResult=hangup]",
     ]
     assert result.ended_by == "queue" and "Nej." not in out
 
@@ -288,22 +227,91 @@ def test_nothing_is_printed_to_stdout(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_http_transport_posts_to_the_target_for_public_urls(monkeypatch: Any) -> None:
-    sent: list[tuple[str, dict[str, str]]] = []
+    sent: list[tuple[str, str, dict[str, str] | None, dict[str, str]]] = []
 
-    class Answer:
+    class Reply:
         status_code, text = 200, "<Response/>"
 
-    def fake_post(url: str, data: dict[str, str], **_: Any) -> Answer:
-        sent.append((url, data))
-        return Answer()
+    def fake_request(method: str, url: str, data: dict[str, str] | None, headers: Any, **_: Any) -> Reply:
+        sent.append((method, url, data, headers))
+        return Reply()
 
-    monkeypatch.setattr("ivr.phone.requests.post", fake_post)
+    monkeypatch.setattr("ivr.phone.requests.request", fake_request)
     transport = HttpTransport("http://127.0.0.1:8080/", PUBLIC + "/")
-    assert transport.post(PUBLIC + "/voice?x=1", {"A": "b"}, {}) == (200, "<Response/>")
-    transport.post("https://elsewhere.example/voice", {}, {})
-    transport.post(PUBLIC + ".evil.example/voice", {}, {})
-    assert [url for url, _ in sent] == [
+    answer = transport.send(Request(PUBLIC + "/voice?x=1", {"A": "b"}, "sig"))
+    assert (answer.status, answer.body) == (200, "<Response/>")
+    assert sent[0] == ("POST", "http://127.0.0.1:8080/voice?x=1", {"A": "b"}, {"X-Twilio-Signature": "sig"})
+    transport.send(Request("https://elsewhere.example/voice", {}, "", "GET"))
+    transport.send(Request(PUBLIC + ".evil.example/voice", {}, ""))
+    assert sent[1][0] == "GET"
+    assert [url for _, url, _, _ in sent] == [
         "http://127.0.0.1:8080/voice?x=1",
         "https://elsewhere.example/voice",
         "https://ivr.example.dk.evil.example/voice",
     ]
+
+
+# -- what a keypad cannot send, and keys a menu does not take ----------------------------------------
+
+
+def test_keys_beyond_what_the_menu_takes_are_named_not_dropped_silently() -> None:
+    line = FakeLine({"/voice": MENU, "/menu": twiml(SAY.format("Bruger-ID."), "<Hangup/>")})
+    result, out = call(line, ["12"])
+    assert line.form("/menu")["Digits"] == "1"
+    assert "[sent 1; 2 was ignored: this menu takes one key]\n" in out
+    assert out.index("> 12") < out.index("[sent 1;") < out.index("Bruger-ID.")
+
+
+def test_keys_after_the_finish_key_are_named() -> None:
+    gather = '<Gather action="/doc" numDigits="9" finishOnKey="#">' + SAY.format("Nummer.") + "</Gather>"
+    line = FakeLine({"/voice": twiml(gather), "/doc": twiml("<Hangup/>")})
+    _, out = call(line, ["12#34"])
+    assert line.form("/doc")["Digits"] == "12"
+    assert "[sent 12 (ended by #); 34 were ignored: keys after # are not sent]" in out
+
+
+def test_interactive_refuses_what_a_keypad_cannot_send_and_asks_again() -> None:
+    line = FakeLine({"/voice": MENU, "/menu": twiml(SAY.format("Ja."), "<Hangup/>")})
+    result, out = call(line, io.StringIO("abc\n1 2\n1\n"), interactive=True)
+    assert (
+        "[refused 'abc': 'abc' are not on a phone keypad (0-9, * and #); nothing was sent, key again]" in out
+    )
+    assert "[refused '1 2': ' ' is not on a phone keypad (0-9, * and #); nothing was sent, key again]" in out
+    assert out.count("keys> ") == 3
+    assert [r.form.get("Digits") for r in line.received] == [None, "1", None]
+    assert result.ended_by == "hangup" and "Ja." in out
+
+
+def test_a_scripted_entry_a_keypad_cannot_send_is_an_error() -> None:
+    line = FakeLine({"/voice": MENU})
+    with pytest.raises(PhoneError, match="cannot key 'x1': 'x' is not on a phone keypad"):
+        call(line, ["x1"])
+    assert line.paths() == ["/voice"]
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------------------
+
+
+class CtrlC(io.StringIO):
+    """A terminal where the caller types `1`, then presses Ctrl-C at the next prompt."""
+
+    def __init__(self) -> None:
+        super().__init__("1\n")
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_ctrl_c_hangs_up_with_the_status_callback_and_one_line() -> None:
+    gather = '<Gather numDigits="1" action="/voice">' + SAY.format("Tryk.") + "</Gather>"
+    line = FakeLine({"/voice": twiml(gather, "<Redirect>/voice</Redirect>")})
+    result, out = call(line, CtrlC(), interactive=True)
+    assert result.ended_by == "interrupted"
+    assert line.paths() == ["/voice", "/voice", "/voice/status"]
+    status = line.form("/voice/status")
+    assert status["CallStatus"] == "completed" and int(status["CallDuration"]) >= 1
+    assert out.endswith("keys> \n[Ctrl-C: the caller hangs up]\n")
+    assert out.count("Ctrl-C") == 1

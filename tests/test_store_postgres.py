@@ -263,7 +263,7 @@ def _at_once(twins: list[Call], send: Callable[[Call], object]) -> None:
 def _twins(call: Call, apps: tuple[Flask, Flask], machines: int) -> list[Call]:
     """Two copies of the caller's phone line: the same call, Twilio's retry and the original."""
     return [
-        dataclasses.replace(call, app=apps[i % machines], history=[], replies=[], requests=[])
+        dataclasses.replace(call, app=apps[i % machines])  # a fresh fake Twilio for the same call
         for i in range(2)
     ]
 
