@@ -15,8 +15,8 @@ DEMO_HOURS := {"weekly":{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23
 
 .PHONY: install install-dev run test lint bench clean
 
-# `install`: what the line needs to run. `install-dev`: that, plus linters, type checker, test
-# tools and the PostgreSQL driver the tests use.
+# `install`: what the line needs to run (with the PostgreSQL driver, for IVR_DATABASE_URL).
+# `install-dev`: that, plus linters, type checker and test tools, for `make test` and `make lint`.
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -25,7 +25,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[postgres]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
