@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,11 @@ from flask import Flask
 
 from ivr.errors import DefinitionError
 from ivr.settings import Settings
+
+# `ivr call` dials from a random number in +45 20 00 00 00 - +45 20 00 99 99 unless given --from:
+# the line allows only so many verifications per calling number and hour, and the demo is for
+# trying again and again.
+DEMO_CALLERS = "+452000"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def demo_caller() -> str:
+    """A calling number for one demo call: random in +45 20 00 00 00 - +45 20 00 99 99."""
+    return f"{DEMO_CALLERS}{random.randrange(10_000):04d}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="The MitID Support phone line.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -46,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
 
     call = commands.add_parser("call", help="phone the running line as Twilio would")
     call.add_argument("--url", help="where the line really listens (default: IVR_PUBLIC_BASE_URL)")
-    call.add_argument("--from", dest="caller", default="+4520000001", help="the calling number")
+    call.add_argument(
+        "--from",
+        dest="caller",
+        help="the calling number (default: a random demo number +45 20 00 xx xx, new for each call, "
+        "so the line's limit of verifications per calling number and hour does not stop the demo)",
+    )
     call.add_argument(
         "--keys",
         help="scripted keys, one entry per menu, space-separated: '1', '123456789#', "
@@ -106,6 +122,8 @@ def _call(args: argparse.Namespace) -> int:
     settings: Settings = app.extensions["ivr.settings"]
     transport = HttpTransport(args.url or settings.public_base_url, settings.public_base_url)
     token = settings.twilio_auth_token.get_secret_value()
+    caller = args.caller or demo_caller()
+    print(f"[calling the line from {caller}]")
     try:
         if args.keys is None:
             place_call(
@@ -114,13 +132,13 @@ def _call(args: argparse.Namespace) -> int:
                 token,
                 sys.stdin,
                 sys.stdout,
-                caller=args.caller,
+                caller=caller,
                 interactive=True,
             )
         else:
             script = ScriptedKeys(args.keys.split(), app)
             out = script.listening(sys.stdout)
-            place_call(transport, settings.public_base_url, token, script, out, caller=args.caller)
+            place_call(transport, settings.public_base_url, token, script, out, caller=caller)
     except PhoneError as error:
         print(f"ivr call: {error}", file=sys.stderr)
         return 1

@@ -245,3 +245,34 @@ def test_calling_with_the_wrong_auth_token_is_a_clear_error(line: Shell) -> None
     assert "ivr call: POST /voice answered HTTP 403" in done.stderr
     assert "signature" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- the demo keeps working -------------------------------------------------------------------------
+
+DEMO_CALLER = re.compile(r"^\[calling the line from (\+452000\d{4})\]$", re.MULTILINE)
+
+
+def test_the_readme_call_can_be_placed_again_and_again(line: Shell) -> None:
+    """The line allows 5 verifications per calling number and hour; `ivr call` dials from a new one."""
+    callers = []
+    for attempt in range(6):
+        not_at_midnight()
+        done = line.run("call", "--keys", PIN_KEYS)
+        assert done.returncode == 0, done.stderr
+        assert "We have sent a temporary PIN code by text message" in done.stdout, (attempt, done.stdout)
+        found = DEMO_CALLER.search(done.stdout)
+        assert found is not None, done.stdout
+        callers.append(found.group(1))
+    assert len(set(callers)) > 1, callers
+
+
+def test_call_from_a_given_number_keeps_it(line: Shell) -> None:
+    done = line.run("call", "--from", "+4520009999", "--keys", "2 0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[calling the line from +4520009999]\n")
+
+
+def test_call_help_says_the_calling_number_is_random_per_call(shell: Shell) -> None:
+    done = shell.run("call", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "random demo number +45 20 00 xx xx, new for each call" in " ".join(done.stdout.split())
