@@ -14,9 +14,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from flask import Flask
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from ivr import misconfig
 from ivr.errors import DefinitionError
+from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
 
 # `ivr call` dials from a random number in +45 20 00 00 00 - +45 20 00 99 99 unless given --from:
@@ -35,9 +40,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DefinitionError as error:
         print(error, file=sys.stderr)
         return 2
+    except (Misconfigured, SettingsError, ValidationError) as error:
+        print(*_explained(error).lines, sep="\n", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `ivr demo people | head`
         sys.stderr.close()
         return 0
+
+
+def _explained(error: Misconfigured | SettingsError | ValidationError) -> Misconfigured:
+    if isinstance(error, SettingsError):
+        return misconfig.from_settings_error(error)
+    if isinstance(error, ValidationError):
+        return misconfig.from_validation_error(error)
+    return error
+
+
+def _port(text: str) -> int:
+    port = _whole(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port: give 1 to 65535")
+    return port
+
+
+def _threads(text: str) -> int:
+    threads = _whole(text)
+    if threads < 1:
+        raise argparse.ArgumentTypeError(f"{text} threads would serve nothing: give 1 or more")
+    return threads
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def demo_caller() -> str:
@@ -50,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the line on a production WSGI server (waitress)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080, help="TCP port, 1-65535 (default: 8080)")
+    serve.add_argument("--threads", type=_threads, default=8, help="worker threads, 1 or more (default: 8)")
     serve.set_defaults(run=_serve)
 
     call = commands.add_parser("call", help="phone the running line as Twilio would")
@@ -95,14 +132,24 @@ def _parser() -> argparse.ArgumentParser:
 def _app() -> Flask:
     from ivr import create_app
 
-    return create_app(Settings())
+    settings = Settings()
+    misconfig.check_data_dir(settings.data_dir)
+    misconfig.check_database_urls(settings)
+    try:
+        return create_app(settings)
+    except (OSError, sqlalchemy.exc.OperationalError) as error:
+        raise misconfig.cannot_open(error) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import waitress
+    from waitress.server import create_server
 
     app = _app()
     settings: Settings = app.extensions["ivr.settings"]
+    try:
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+    except (OSError, ValueError) as error:  # waitress says ValueError for a host it cannot resolve
+        raise misconfig.cannot_listen(args.host, args.port, error) from None
     logging.getLogger(__name__).info(
         "MitID Support line on http://%s:%d (public URL %s, data in %s)",
         args.host,
@@ -110,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.public_base_url,
         settings.data_dir.resolve(),
     )
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+    server.run()
     return 0
 
 

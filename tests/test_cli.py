@@ -276,3 +276,104 @@ def test_call_help_says_the_calling_number_is_random_per_call(shell: Shell) -> N
     done = shell.run("call", "--help")
     assert done.returncode == 0, done.stderr
     assert "random demo number +45 20 00 xx xx, new for each call" in " ".join(done.stdout.split())
+
+
+# -- misconfiguration: a line or two, naming the setting, exit 2 ------------------------------------
+
+REAL_LOOKING_TOKEN = "f3a9c1d2e4b5a6978877665544332211"
+
+
+def _says(done: subprocess.CompletedProcess[str], *names: str) -> list[str]:
+    """The command refused its configuration as an operator should see it; its lines on stderr."""
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert 1 <= len(lines) <= 2, done.stderr
+    for name in names:
+        assert name in done.stderr, done.stderr
+    assert "fix" in lines[-1], done.stderr
+    assert done.stdout == ""
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{weekly: mon 9-17}", "is not valid JSON"),
+        ('{"weekly": {"mon": "25:00-26:00"}}', "'25:00-26:00' is not in the form HH:MM-HH:MM"),
+        ('{"timezone": "Europe/Atlantis"}', "unknown timezone 'Europe/Atlantis'"),
+        ('{"weekly": {"mon": "09:00-17:00"}, "lunch": "12:00-13:00"}', "lunch"),
+    ],
+    ids=["not JSON", "bad hours", "bad timezone", "unknown key"],
+)
+def test_bad_opening_hours_are_named(shell: Shell, value: str, problem: str) -> None:
+    lines = _says(shell.run("demo", "people", IVR_OPENING_HOURS=value), "IVR_OPENING_HOURS")
+    assert problem in lines[0]
+
+
+def test_other_bad_settings_are_named_with_their_value(shell: Shell) -> None:
+    lines = _says(shell.run("outbox", IVR_QUESTIONS_ASKED="nine"), "IVR_QUESTIONS_ASKED")
+    assert "IVR_QUESTIONS_ASKED='nine'" in lines[0] and "integer" in lines[0]
+    _says(shell.run("audit", IVR_SMS_BACKEND="pigeon"), "IVR_SMS_BACKEND", "'embedded' or 'twilio'")
+    _says(shell.run("escalations", IVR_QUESTIONS_PASS_MARK="5"), "IVR_QUESTIONS_PASS_MARK")
+
+
+def test_a_public_url_with_the_demo_token_is_refused_in_two_lines(shell: Shell) -> None:
+    done = shell.run("serve", "--port", str(free_port()), IVR_PUBLIC_BASE_URL="https://ivr.example.com")
+    _says(done, "IVR_PUBLIC_BASE_URL='https://ivr.example.com'", "IVR_TWILIO_AUTH_TOKEN")
+    assert "embedded-demo-token" not in done.stderr
+    assert "MitID Support line on" not in done.stderr
+
+
+def test_secrets_are_never_repeated(shell: Shell) -> None:
+    secrets_given = {
+        "IVR_TWILIO_AUTH_TOKEN": REAL_LOOKING_TOKEN,
+        "IVR_SECRET_KEY": "my-secret-key-value",
+        "IVR_DATABASE_URL": f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr",
+    }
+    done = shell.run("audit", IVR_QUESTIONS_ASKED="0", **secrets_given)  # one bad, plain setting
+    _says(done, "IVR_QUESTIONS_ASKED")
+    unreachable = shell.run("audit", **secrets_given)  # the database is not there
+    _says(unreachable, "IVR_DATABASE_URL")
+    for value in [*secrets_given.values(), "db-pass-word"]:
+        assert value not in done.stderr + unreachable.stderr
+
+
+def test_a_data_dir_that_cannot_be_made_is_named(shell: Shell, tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("")
+    for data_dir, problem in ((a_file, "is a file"), (a_file / "data", "Not a directory")):
+        lines = _says(shell.run("outbox", IVR_DATA_DIR=str(data_dir)), f"IVR_DATA_DIR={data_dir}")
+        assert problem in lines[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_a_data_dir_without_write_permission_is_named(shell: Shell, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        lines = _says(shell.run("outbox", IVR_DATA_DIR=str(locked)), f"IVR_DATA_DIR={locked}")
+        assert "Permission denied" in lines[0]
+    finally:
+        locked.chmod(0o700)
+
+
+def test_serve_on_a_port_in_use_says_so_before_claiming_to_run(shell: Shell) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = shell.run("serve", "--port", str(port), timeout=30)
+    lines = _says(done, f"127.0.0.1:{port}", "--port")
+    assert "in use" in lines[0]
+    assert "MitID Support line on" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--port", "99999"), ("--port", "0"), ("--threads", "0"), ("--port", "http")]
+)
+def test_serve_refuses_impossible_numbers(shell: Shell, flag: str, value: str) -> None:
+    done = shell.run("serve", flag, value)
+    assert done.returncode == 2
+    assert f"argument {flag}: " in done.stderr and value in done.stderr
+    assert "Traceback" not in done.stderr
