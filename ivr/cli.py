@@ -23,6 +23,7 @@ from ivr import misconfig
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
+from ivr.text_table import format_table
 
 # `ivr call` dials from a random number in +45 20 00 00 00 - +45 20 00 99 99 unless given --from:
 # the line allows only so many verifications per calling number and hour, and the demo is for
@@ -192,17 +193,44 @@ def _call(args: argparse.Namespace) -> int:
     return 0
 
 
-def _people(args: argparse.Namespace) -> int:
-    from ivr.adapters.demo_people import person_to_json
+# The knowledge questions' answers, as a caller keys them, under these headers.
+ANSWER_HEADERS = {
+    "postcode": "postcode",
+    "house_number": "house no.",
+    "moved_in_year": "moved in",
+    "mother_birth_year": "mother born",
+    "father_birth_year": "father born",
+    "spouse_birth_date": "spouse born (ddmmyyyy)",
+    "eldest_child_birth_year": "eldest child born",
+}
+DOCUMENT_NAMES = {"passport": "passport", "driving_licence": "licence"}
 
-    people = [person_to_json(p) for p in _app().extensions["ivr.people"]]
+
+def _people(args: argparse.Namespace) -> int:
+    from ivr.adapters.demo_people import DemoPerson, person_to_json
+    from ivr.questions import QUESTIONS
+
+    people: list[DemoPerson] = _app().extensions["ivr.people"]
     if args.json:
-        print(json.dumps(people, ensure_ascii=False, indent=2))
+        print(json.dumps([person_to_json(p) for p in people], ensure_ascii=False, indent=2))
         return 0
-    print(f"{'case':22} {'name':28} {'documents':40} {'mobile':15} user ID")
-    for p in people:
-        docs = ", ".join(f"{d['type']} {d['number']}" for d in p["documents"]) or "-"
-        print(f"{p['case'] or '':22} {p['name']:28} {docs:40} {p['mobile'] or '-':15} {p['user_id'] or '-'}")
+    answers = [ANSWER_HEADERS.get(kind, kind.replace("_", " ")) for kind in QUESTIONS]
+    rows = [
+        [
+            p.case,
+            p.person.name,
+            p.person.cpr,
+            ", ".join(
+                f"{DOCUMENT_NAMES.get(d.type.value, d.type.value)} {d.number}" for d in p.person.documents
+            ),
+            p.account.mobile if p.account else None,
+            p.account.user_id if p.account else "(no MitID)",
+            *(question.fact(p.person) for question in QUESTIONS.values()),
+        ]
+        for p in people
+    ]
+    headers = ["case", "name", "CPR", "documents", "mobile", "user ID", *answers]
+    print(*format_table(headers, rows), sep="\n")
     return 0
 
 
@@ -215,12 +243,16 @@ def _rows(table_name: str) -> list[dict[str, Any]]:
 
 
 def _print(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> int:
+    """The rows as JSON, or as a table of `columns` under a header row."""
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
     elif not rows:
         print("(none)")
-    for row in [] if as_json else rows:
-        print("  ".join(str(row[c]) if row[c] is not None else "-" for c in columns))
+    else:
+        table = format_table(
+            [c.replace("_", " ") for c in columns], ([row[c] for c in columns] for row in rows)
+        )
+        print(*table, sep="\n")
     return 0
 
 

@@ -278,6 +278,58 @@ def test_call_help_says_the_calling_number_is_random_per_call(shell: Shell) -> N
     assert "random demo number +45 20 00 xx xx, new for each call" in " ".join(done.stdout.split())
 
 
+# -- operator output --------------------------------------------------------------------------------
+
+
+def _columns_line_up(lines: list[str], headers: list[str]) -> None:
+    """Every row has a cell starting where each header starts, after a gap of at least two spaces."""
+    header = lines[0]
+    starts = []
+    for name in headers:
+        starts.append(header.index(name, starts[-1] if starts else 0))
+    assert starts[0] == 0
+    for row in lines[1:]:
+        for start in starts[1:]:
+            assert row[start - 2 : start] == "  " and row[start] != " ", (start, row)
+
+
+def test_outbox_escalations_and_audit_have_aligned_headers(line: Shell) -> None:
+    not_at_midnight()
+    assert line.run("call", "--keys", PIN_KEYS).returncode == 0
+    assert line.run("call", "--keys", "2 0").returncode == 0
+    for command, headers in (
+        ("outbox", ["time", "status", "to", "body"]),
+        ("escalations", ["created at", "call sid", "language", "intent", "verification", "reason"]),
+        ("audit", ["at", "call sid", "event", "detail"]),
+    ):
+        done = line.run(command)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) >= 2, done.stdout
+        _columns_line_up(lines, headers)
+
+
+PEOPLE_HEADERS = ["case", "name", "CPR", "documents", "mobile", "user ID", "postcode", "house no."]
+PEOPLE_HEADERS += ["moved in", "mother born", "father born", "spouse born (ddmmyyyy)", "eldest child born"]
+
+
+def test_demo_people_shows_the_facts_a_demo_caller_needs_in_aligned_columns(shell: Shell) -> None:
+    done = shell.run("demo", "people")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split("  ")[0] == "case"
+    _columns_line_up(lines, PEOPLE_HEADERS)
+    assert len(lines) == 1 + 1000
+    rows = {line.split()[0]: " ".join(line.split()) for line in lines[1:10]}
+    assert rows["ordinary"] == (
+        "ordinary Mette Hansen 0503851234 passport 100000001 +4520123451 mette.hansen85 "
+        "2200 12 2015 1958 1955 17061983 2012"
+    )
+    assert "passport 100000002, licence 20000002" in rows["passport_and_licence"]
+    assert "søren.ærø å{1}!" in rows["exotic_user_id"]
+    assert "(no MitID)" in rows["no_mitid"]
+
+
 # -- misconfiguration: a line or two, naming the setting, exit 2 ------------------------------------
 
 REAL_LOOKING_TOKEN = "f3a9c1d2e4b5a6978877665544332211"
