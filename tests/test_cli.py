@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -276,6 +277,77 @@ def test_call_help_says_the_calling_number_is_random_per_call(shell: Shell) -> N
     done = shell.run("call", "--help")
     assert done.returncode == 0, done.stderr
     assert "random demo number +45 20 00 xx xx, new for each call" in " ".join(done.stdout.split())
+
+
+# -- make run ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_on_another_port_answers_for_that_port(tmp_path: Path) -> None:
+    """`make run PORT=...` from another directory, on this test run's environment (no install)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    venv = Path(sys.executable).parent.parent
+    make = ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "-o", "install", "run"]
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*make, f"VENV={venv}", f"PORT={port}"],
+            cwd=tmp_path,
+            env=clean_environment(tmp_path / "data"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # make, its shell and `ivr serve` stop together
+        )
+        try:
+            _wait_until_answering(server, base, log_path)
+            caller = Shell(tmp_path, clean_environment(tmp_path / "data", IVR_PUBLIC_BASE_URL=base))
+            not_at_midnight()
+            done = caller.run("call", "--keys", "2 0")
+            assert done.returncode == 0, done.stderr + log_path.read_text()
+            assert "queued for an agent" in done.stdout
+            assert f"public URL {base}" in log_path.read_text()
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "IVR_PUBLIC_BASE_URL='http://127.0.0.1:8125'"),
+        ({"IVR_PUBLIC_BASE_URL": "https://ivr.example.test"}, None),
+    ],
+    ids=["derived", "set"],
+)
+def test_make_run_derives_the_public_url_unless_it_is_set(
+    tmp_path: Path, env: dict[str, str], expected: str | None
+) -> None:
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-f",
+            str(REPO / "Makefile"),
+            "-o",
+            "install",
+            "run",
+            "PORT=8125",
+        ],
+        cwd=tmp_path,
+        env=clean_environment(tmp_path / "data", **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--port 8125" in done.stdout
+    if expected:
+        assert expected in done.stdout
+    else:
+        assert "IVR_PUBLIC_BASE_URL=" not in done.stdout  # the environment's own value reaches the line
 
 
 # -- operator output --------------------------------------------------------------------------------
