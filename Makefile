@@ -4,24 +4,39 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# The line's public URL (what Twilio and `ivr call` reach, and sign): IVR_PUBLIC_BASE_URL when set
+# in the environment or .env, else derived from HOST and PORT (a wildcard HOST on loopback).
+LOCAL_HOST := $(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(if $(filter ::,$(HOST)),[::1],$(HOST)))
+URL_IN_ENV_FILE := $(shell grep -s -E '^[[:space:]]*(export[[:space:]]+)?IVR_PUBLIC_BASE_URL=' .env)
+DERIVED_URL := $(if $(or $(IVR_PUBLIC_BASE_URL),$(URL_IN_ENV_FILE)),,IVR_PUBLIC_BASE_URL='http://$(LOCAL_HOST):$(PORT)')
 # The demo line answers around the clock, so it can be tried at any hour. Production hours
 # come from IVR_OPENING_HOURS (see README); without it the line keeps the default office hours.
 DEMO_HOURS := {"weekly":{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23:59","thu":"00:00-23:59","fri":"00:00-23:59","sat":"00:00-23:59","sun":"00:00-23:59"},"holiday_regions":[]}
 
-.PHONY: install run test lint bench clean
+.PHONY: install install-dev run test lint bench clean
 
+# `install`: what the line needs to run (with the PostgreSQL driver, for IVR_DATABASE_URL).
+# `install-dev`: that, plus linters, type checker and test tools, for `make test` and `make lint`.
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[postgres]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	touch $@
 
 run: install
-	IVR_OPENING_HOURS='$(or $(IVR_OPENING_HOURS),$(DEMO_HOURS))' $(BIN)/ivr serve --host $(HOST) --port $(PORT)
+	IVR_OPENING_HOURS='$(or $(IVR_OPENING_HOURS),$(DEMO_HOURS))' $(DERIVED_URL) \
+		$(BIN)/ivr serve --host $(HOST) --port $(PORT)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

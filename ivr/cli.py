@@ -9,14 +9,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from flask import Flask
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from ivr import misconfig
 from ivr.errors import DefinitionError
+from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
+from ivr.text_table import format_table
+
+# `ivr call` dials from a random number in +45 20 00 00 00 - +45 20 00 99 99 unless given --from:
+# the line allows only so many verifications per calling number and hour, and the demo is for
+# trying again and again.
+DEMO_CALLERS = "+452000"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,9 +41,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DefinitionError as error:
         print(error, file=sys.stderr)
         return 2
+    except (Misconfigured, SettingsError, ValidationError) as error:
+        print(*_explained(error).lines, sep="\n", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `ivr demo people | head`
         sys.stderr.close()
         return 0
+
+
+def _explained(error: Misconfigured | SettingsError | ValidationError) -> Misconfigured:
+    if isinstance(error, SettingsError):
+        return misconfig.from_settings_error(error)
+    if isinstance(error, ValidationError):
+        return misconfig.from_validation_error(error)
+    return error
+
+
+def _port(text: str) -> int:
+    port = _whole(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port: give 1 to 65535")
+    return port
+
+
+def _threads(text: str) -> int:
+    threads = _whole(text)
+    if threads < 1:
+        raise argparse.ArgumentTypeError(f"{text} threads would serve nothing: give 1 or more")
+    return threads
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def demo_caller() -> str:
+    """A calling number for one demo call: random in +45 20 00 00 00 - +45 20 00 99 99."""
+    return f"{DEMO_CALLERS}{random.randrange(10_000):04d}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,14 +88,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the line on a production WSGI server (waitress)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080, help="TCP port, 1-65535 (default: 8080)")
+    serve.add_argument("--threads", type=_threads, default=8, help="worker threads, 1 or more (default: 8)")
     serve.set_defaults(run=_serve)
 
     call = commands.add_parser("call", help="phone the running line as Twilio would")
     call.add_argument("--url", help="where the line really listens (default: IVR_PUBLIC_BASE_URL)")
-    call.add_argument("--from", dest="caller", default="+4520000001", help="the calling number")
+    call.add_argument(
+        "--from",
+        dest="caller",
+        help="the calling number (default: a random demo number +45 20 00 xx xx, new for each call, "
+        "so the line's limit of verifications per calling number and hour does not stop the demo)",
+    )
     call.add_argument(
         "--keys",
         help="scripted keys, one entry per menu, space-separated: '1', '123456789#', "
@@ -79,14 +133,24 @@ def _parser() -> argparse.ArgumentParser:
 def _app() -> Flask:
     from ivr import create_app
 
-    return create_app(Settings())
+    settings = Settings()
+    misconfig.check_data_dir(settings.data_dir)
+    misconfig.check_database_urls(settings)
+    try:
+        return create_app(settings)
+    except (OSError, sqlalchemy.exc.OperationalError) as error:
+        raise misconfig.cannot_open(error) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import waitress
+    from waitress.server import create_server
 
     app = _app()
     settings: Settings = app.extensions["ivr.settings"]
+    try:
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+    except (OSError, ValueError) as error:  # waitress says ValueError for a host it cannot resolve
+        raise misconfig.cannot_listen(args.host, args.port, error) from None
     logging.getLogger(__name__).info(
         "MitID Support line on http://%s:%d (public URL %s, data in %s)",
         args.host,
@@ -94,7 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.public_base_url,
         settings.data_dir.resolve(),
     )
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+    server.run()
     return 0
 
 
@@ -112,6 +176,8 @@ def _call(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    caller = args.caller or demo_caller()
+    print(f"[calling the line from {caller}]")
     try:
         app = _app()
         settings: Settings = app.extensions["ivr.settings"]
@@ -124,13 +190,13 @@ def _call(args: argparse.Namespace) -> int:
                 token,
                 sys.stdin,
                 sys.stdout,
-                caller=args.caller,
+                caller=caller,
                 interactive=True,
             )
         else:
             script = ScriptedKeys(tokens, app)
             out = script.listening(sys.stdout)
-            call = place_call(transport, settings.public_base_url, token, script, out, caller=args.caller)
+            call = place_call(transport, settings.public_base_url, token, script, out, caller=caller)
     except PhoneError as error:
         print(f"ivr call: {error}", file=sys.stderr)
         return 1
@@ -140,17 +206,44 @@ def _call(args: argparse.Namespace) -> int:
     return 130 if call.ended_by == INTERRUPTED else 0
 
 
-def _people(args: argparse.Namespace) -> int:
-    from ivr.adapters.demo_people import person_to_json
+# The knowledge questions' answers, as a caller keys them, under these headers.
+ANSWER_HEADERS = {
+    "postcode": "postcode",
+    "house_number": "house no.",
+    "moved_in_year": "moved in",
+    "mother_birth_year": "mother born",
+    "father_birth_year": "father born",
+    "spouse_birth_date": "spouse born (ddmmyyyy)",
+    "eldest_child_birth_year": "eldest child born",
+}
+DOCUMENT_NAMES = {"passport": "passport", "driving_licence": "licence"}
 
-    people = [person_to_json(p) for p in _app().extensions["ivr.people"]]
+
+def _people(args: argparse.Namespace) -> int:
+    from ivr.adapters.demo_people import DemoPerson, person_to_json
+    from ivr.questions import QUESTIONS
+
+    people: list[DemoPerson] = _app().extensions["ivr.people"]
     if args.json:
-        print(json.dumps(people, ensure_ascii=False, indent=2))
+        print(json.dumps([person_to_json(p) for p in people], ensure_ascii=False, indent=2))
         return 0
-    print(f"{'case':22} {'name':28} {'documents':40} {'mobile':15} user ID")
-    for p in people:
-        docs = ", ".join(f"{d['type']} {d['number']}" for d in p["documents"]) or "-"
-        print(f"{p['case'] or '':22} {p['name']:28} {docs:40} {p['mobile'] or '-':15} {p['user_id'] or '-'}")
+    answers = [ANSWER_HEADERS.get(kind, kind.replace("_", " ")) for kind in QUESTIONS]
+    rows = [
+        [
+            p.case,
+            p.person.name,
+            p.person.cpr,
+            ", ".join(
+                f"{DOCUMENT_NAMES.get(d.type.value, d.type.value)} {d.number}" for d in p.person.documents
+            ),
+            p.account.mobile if p.account else None,
+            p.account.user_id if p.account else "(no MitID)",
+            *(question.fact(p.person) for question in QUESTIONS.values()),
+        ]
+        for p in people
+    ]
+    headers = ["case", "name", "CPR", "documents", "mobile", "user ID", *answers]
+    print(*format_table(headers, rows), sep="\n")
     return 0
 
 
@@ -163,12 +256,16 @@ def _rows(table_name: str) -> list[dict[str, Any]]:
 
 
 def _print(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> int:
+    """The rows as JSON, or as a table of `columns` under a header row."""
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
     elif not rows:
         print("(none)")
-    for row in [] if as_json else rows:
-        print("  ".join(str(row[c]) if row[c] is not None else "-" for c in columns))
+    else:
+        table = format_table(
+            [c.replace("_", " ") for c in columns], ([row[c] for c in columns] for row in rows)
+        )
+        print(*table, sep="\n")
     return 0
 
 

@@ -312,3 +312,258 @@ def test_ctrl_c_hangs_up_an_interactive_call_and_exits_130(line: Shell) -> None:
     (sid,) = {e["call_sid"] for e in events if e["event"] == "call_started"} - started
     ended = [json.loads(e["detail"]) for e in events if e["call_sid"] == sid and e["event"] == "call_ended"]
     assert [e["status"] for e in ended] == ["completed"]
+
+
+# -- the demo keeps working -------------------------------------------------------------------------
+
+DEMO_CALLER = re.compile(r"^\[calling the line from (\+452000\d{4})\]$", re.MULTILINE)
+
+
+def test_the_readme_call_can_be_placed_again_and_again(line: Shell) -> None:
+    """The line allows 5 verifications per calling number and hour; `ivr call` dials from a new one."""
+    callers = []
+    for attempt in range(6):
+        not_at_midnight()
+        done = line.run("call", "--keys", PIN_KEYS)
+        assert done.returncode == 0, done.stderr
+        assert "We have sent a temporary PIN code by text message" in done.stdout, (attempt, done.stdout)
+        found = DEMO_CALLER.search(done.stdout)
+        assert found is not None, done.stdout
+        callers.append(found.group(1))
+    assert len(set(callers)) > 1, callers
+
+
+def test_call_from_a_given_number_keeps_it(line: Shell) -> None:
+    done = line.run("call", "--from", "+4520009999", "--keys", "2 0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[calling the line from +4520009999]\n")
+
+
+def test_call_help_says_the_calling_number_is_random_per_call(shell: Shell) -> None:
+    done = shell.run("call", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "random demo number +45 20 00 xx xx, new for each call" in " ".join(done.stdout.split())
+
+
+# -- make run ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_on_another_port_answers_for_that_port(tmp_path: Path) -> None:
+    """`make run PORT=...` from another directory, on this test run's environment (no install)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    venv = Path(sys.executable).parent.parent
+    make = ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "-o", "install", "run"]
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*make, f"VENV={venv}", f"PORT={port}"],
+            cwd=tmp_path,
+            env=clean_environment(tmp_path / "data"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # make, its shell and `ivr serve` stop together
+        )
+        try:
+            _wait_until_answering(server, base, log_path)
+            caller = Shell(tmp_path, clean_environment(tmp_path / "data", IVR_PUBLIC_BASE_URL=base))
+            not_at_midnight()
+            done = caller.run("call", "--keys", "2 0")
+            assert done.returncode == 0, done.stderr + log_path.read_text()
+            assert "queued for an agent" in done.stdout
+            assert f"public URL {base}" in log_path.read_text()
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "IVR_PUBLIC_BASE_URL='http://127.0.0.1:8125'"),
+        ({"IVR_PUBLIC_BASE_URL": "https://ivr.example.test"}, None),
+    ],
+    ids=["derived", "set"],
+)
+def test_make_run_derives_the_public_url_unless_it_is_set(
+    tmp_path: Path, env: dict[str, str], expected: str | None
+) -> None:
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-f",
+            str(REPO / "Makefile"),
+            "-o",
+            "install",
+            "run",
+            "PORT=8125",
+        ],
+        cwd=tmp_path,
+        env=clean_environment(tmp_path / "data", **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--port 8125" in done.stdout
+    if expected:
+        assert expected in done.stdout
+    else:
+        assert "IVR_PUBLIC_BASE_URL=" not in done.stdout  # the environment's own value reaches the line
+
+
+# -- operator output --------------------------------------------------------------------------------
+
+
+def _columns_line_up(lines: list[str], headers: list[str]) -> None:
+    """Every row has a cell starting where each header starts, after a gap of at least two spaces."""
+    header = lines[0]
+    starts = []
+    for name in headers:
+        starts.append(header.index(name, starts[-1] if starts else 0))
+    assert starts[0] == 0
+    for row in lines[1:]:
+        for start in starts[1:]:
+            assert row[start - 2 : start] == "  " and row[start] != " ", (start, row)
+
+
+def test_outbox_escalations_and_audit_have_aligned_headers(line: Shell) -> None:
+    not_at_midnight()
+    assert line.run("call", "--keys", PIN_KEYS).returncode == 0
+    assert line.run("call", "--keys", "2 0").returncode == 0
+    for command, headers in (
+        ("outbox", ["time", "status", "to", "body"]),
+        ("escalations", ["created at", "call sid", "language", "intent", "verification", "reason"]),
+        ("audit", ["at", "call sid", "event", "detail"]),
+    ):
+        done = line.run(command)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) >= 2, done.stdout
+        _columns_line_up(lines, headers)
+
+
+PEOPLE_HEADERS = ["case", "name", "CPR", "documents", "mobile", "user ID", "postcode", "house no."]
+PEOPLE_HEADERS += ["moved in", "mother born", "father born", "spouse born (ddmmyyyy)", "eldest child born"]
+
+
+def test_demo_people_shows_the_facts_a_demo_caller_needs_in_aligned_columns(shell: Shell) -> None:
+    done = shell.run("demo", "people")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split("  ")[0] == "case"
+    _columns_line_up(lines, PEOPLE_HEADERS)
+    assert len(lines) == 1 + 1000
+    rows = {line.split()[0]: " ".join(line.split()) for line in lines[1:10]}
+    assert rows["ordinary"] == (
+        "ordinary Mette Hansen 0503851234 passport 100000001 +4520123451 mette.hansen85 "
+        "2200 12 2015 1958 1955 17061983 2012"
+    )
+    assert "passport 100000002, licence 20000002" in rows["passport_and_licence"]
+    assert "søren.ærø å{1}!" in rows["exotic_user_id"]
+    assert "(no MitID)" in rows["no_mitid"]
+
+
+# -- misconfiguration: a line or two, naming the setting, exit 2 ------------------------------------
+
+REAL_LOOKING_TOKEN = "f3a9c1d2e4b5a6978877665544332211"
+
+
+def _says(done: subprocess.CompletedProcess[str], *names: str) -> list[str]:
+    """The command refused its configuration as an operator should see it; its lines on stderr."""
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert 1 <= len(lines) <= 2, done.stderr
+    for name in names:
+        assert name in done.stderr, done.stderr
+    assert "fix" in lines[-1], done.stderr
+    assert done.stdout == ""
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{weekly: mon 9-17}", "is not valid JSON"),
+        ('{"weekly": {"mon": "25:00-26:00"}}', "'25:00-26:00' is not in the form HH:MM-HH:MM"),
+        ('{"timezone": "Europe/Atlantis"}', "unknown timezone 'Europe/Atlantis'"),
+        ('{"weekly": {"mon": "09:00-17:00"}, "lunch": "12:00-13:00"}', "lunch"),
+    ],
+    ids=["not JSON", "bad hours", "bad timezone", "unknown key"],
+)
+def test_bad_opening_hours_are_named(shell: Shell, value: str, problem: str) -> None:
+    lines = _says(shell.run("demo", "people", IVR_OPENING_HOURS=value), "IVR_OPENING_HOURS")
+    assert problem in lines[0]
+
+
+def test_other_bad_settings_are_named_with_their_value(shell: Shell) -> None:
+    lines = _says(shell.run("outbox", IVR_QUESTIONS_ASKED="nine"), "IVR_QUESTIONS_ASKED")
+    assert "IVR_QUESTIONS_ASKED='nine'" in lines[0] and "integer" in lines[0]
+    _says(shell.run("audit", IVR_SMS_BACKEND="pigeon"), "IVR_SMS_BACKEND", "'embedded' or 'twilio'")
+    _says(shell.run("escalations", IVR_QUESTIONS_PASS_MARK="5"), "IVR_QUESTIONS_PASS_MARK")
+
+
+def test_a_public_url_with_the_demo_token_is_refused_in_two_lines(shell: Shell) -> None:
+    done = shell.run("serve", "--port", str(free_port()), IVR_PUBLIC_BASE_URL="https://ivr.example.com")
+    _says(done, "IVR_PUBLIC_BASE_URL='https://ivr.example.com'", "IVR_TWILIO_AUTH_TOKEN")
+    assert "embedded-demo-token" not in done.stderr
+    assert "MitID Support line on" not in done.stderr
+
+
+def test_secrets_are_never_repeated(shell: Shell) -> None:
+    secrets_given = {
+        "IVR_TWILIO_AUTH_TOKEN": REAL_LOOKING_TOKEN,
+        "IVR_SECRET_KEY": "my-secret-key-value",
+        "IVR_DATABASE_URL": f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr",
+    }
+    done = shell.run("audit", IVR_QUESTIONS_ASKED="0", **secrets_given)  # one bad, plain setting
+    _says(done, "IVR_QUESTIONS_ASKED")
+    unreachable = shell.run("audit", **secrets_given)  # the database is not there
+    _says(unreachable, "IVR_DATABASE_URL")
+    for value in [*secrets_given.values(), "db-pass-word"]:
+        assert value not in done.stderr + unreachable.stderr
+
+
+def test_a_data_dir_that_cannot_be_made_is_named(shell: Shell, tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("")
+    for data_dir, problem in ((a_file, "is a file"), (a_file / "data", "Not a directory")):
+        lines = _says(shell.run("outbox", IVR_DATA_DIR=str(data_dir)), f"IVR_DATA_DIR={data_dir}")
+        assert problem in lines[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_a_data_dir_without_write_permission_is_named(shell: Shell, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        lines = _says(shell.run("outbox", IVR_DATA_DIR=str(locked)), f"IVR_DATA_DIR={locked}")
+        assert "Permission denied" in lines[0]
+    finally:
+        locked.chmod(0o700)
+
+
+def test_serve_on_a_port_in_use_says_so_before_claiming_to_run(shell: Shell) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = shell.run("serve", "--port", str(port), timeout=30)
+    lines = _says(done, f"127.0.0.1:{port}", "--port")
+    assert "in use" in lines[0]
+    assert "MitID Support line on" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--port", "99999"), ("--port", "0"), ("--threads", "0"), ("--port", "http")]
+)
+def test_serve_refuses_impossible_numbers(shell: Shell, flag: str, value: str) -> None:
+    done = shell.run("serve", flag, value)
+    assert done.returncode == 2
+    assert f"argument {flag}: " in done.stderr and value in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,166 @@
+"""Misconfiguration, said in the one or two lines an operator needs: which setting, what is wrong
+with its value, and how to fix it. Never a traceback, never a secret's value.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
+
+from ivr.settings import Settings
+
+WHERE = "in the environment or .env (README 'Settings' and .env.example list every setting)"
+
+
+def _is_secret(annotation: object) -> bool:
+    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+
+
+# Values never echoed: secrets, and database URLs (they may hold a password).
+SENSITIVE = frozenset({"database_url", "demo_backend_database_url"}) | frozenset(
+    name for name, field in Settings.model_fields.items() if _is_secret(field.annotation)
+)
+FORMATS = {
+    "opening_hours": 'JSON such as {"weekly":{"mon":"09:00-17:00"},"holiday_regions":["DK"]}',
+}
+
+
+class Misconfigured(Exception):
+    """A setting or flag the command cannot work with; `lines` say what and how to fix it."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def variable(field: str) -> str:
+    """The environment variable of a Settings field: `opening_hours` -> `IVR_OPENING_HOURS`."""
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def from_settings_error(error: SettingsError) -> Misconfigured:
+    """A value pydantic-settings could not even parse (complex settings are JSON)."""
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(error))
+    if found is None:
+        return Misconfigured(f"ivr: bad configuration: {error}", f"ivr: fix it {WHERE}.")
+    field, source = found.groups()
+    name = variable(field)
+    where = " in .env" if source.startswith("DotEnv") else ""
+    cause = error.__cause__
+    problem = f"is not valid JSON ({cause})" if isinstance(cause, json.JSONDecodeError) else "cannot be read"
+    wanted = FORMATS.get(field, "a valid value")
+    return Misconfigured(f"ivr: {name}{where} {problem}.", f"ivr: fix: set {name} to {wanted}, {WHERE}.")
+
+
+def from_validation_error(error: ValidationError) -> Misconfigured:
+    """Settings that parsed but are not acceptable: one line per problem, then the fix."""
+    lines: list[str] = []
+    names: list[str] = []
+    across: list[str] = []  # variables named by rules across settings
+    for problem in error.errors(include_url=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        loc = [str(part) for part in problem["loc"]]
+        if not loc:  # a rule across settings; its message names them
+            lines.append(f"ivr: {message}.")
+            across += re.findall(r"IVR_[A-Z_]+", message)
+            continue
+        name = variable(loc[0])
+        names.append(name)
+        where = f" (at {'.'.join(loc[1:])})" if loc[1:] else _shown(loc[0], problem.get("input"))
+        lines.append(f"ivr: {name}{where}: {message}.")
+    if across == ["IVR_TWILIO_AUTH_TOKEN"] and len(lines) == 1:  # the demo token on a public URL
+        public = _public_url(error)
+        return Misconfigured(
+            f"ivr: IVR_PUBLIC_BASE_URL={public!r} is not local, and IVR_TWILIO_AUTH_TOKEN is still the "
+            "embedded demo token, so anyone could sign webhooks.",
+            "ivr: fix: set IVR_TWILIO_AUTH_TOKEN to the Twilio account's auth token, or keep "
+            "IVR_PUBLIC_BASE_URL local (http://127.0.0.1:8080) for the demo.",
+        )
+    unique = ", ".join(dict.fromkeys(names + across)) or "the settings"
+    return Misconfigured(*lines, f"ivr: fix {unique} {WHERE}.")
+
+
+def _shown(field: str, value: object) -> str:
+    """`='value'` for a short plain value that may be shown, else nothing."""
+    if field in SENSITIVE or not isinstance(value, str | int | float) or len(str(value)) > 80:
+        return ""
+    return f"={value!r}"
+
+
+def _public_url(error: ValidationError) -> str:
+    for problem in error.errors(include_url=False):
+        given: Any = problem.get("input")
+        if isinstance(given, dict) and isinstance(given.get("public_base_url"), str):
+            return str(given["public_base_url"])
+    return str(Settings.model_fields["public_base_url"].default)
+
+
+def check_data_dir(path: Path) -> None:
+    """The data directory exists (or can be made) and takes new files."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        shown = str(path) if path.is_absolute() else f"{path} (that is {path.resolve()})"
+        problem = "is a file, not a directory" if isinstance(error, FileExistsError) else error.strerror
+        raise Misconfigured(
+            f"ivr: IVR_DATA_DIR={shown} cannot be used: {problem or error}.",
+            f"ivr: fix: set IVR_DATA_DIR to a directory this user can create and write, {WHERE}.",
+        ) from None
+
+
+def check_database_urls(settings: Settings) -> None:
+    """The configured database URLs name a database SQLAlchemy knows (their values stay unsaid)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    for field in ("database_url", "demo_backend_database_url"):
+        value = getattr(settings, field)
+        try:
+            if value is not None:
+                make_url(value).get_dialect()
+        except (ArgumentError, NoSuchModuleError) as error:
+            problem = "names an unknown database" if isinstance(error, NoSuchModuleError) else "is not a URL"
+            raise Misconfigured(
+                f"ivr: {variable(field)} {problem}.",
+                f"ivr: fix: set it to a SQLAlchemy URL such as postgresql+psycopg://user:password@host/db, "
+                f"or leave it unset for SQLite in IVR_DATA_DIR, {WHERE}.",
+            ) from None
+
+
+def cannot_open(error: Exception) -> Misconfigured:
+    """Building the line failed on a file or database it was configured to use."""
+    if isinstance(error, OSError):
+        return Misconfigured(
+            f"ivr: cannot use {error.filename or 'a file'}: {error.strerror or error}.",
+            f"ivr: fix: check IVR_DATA_DIR, IVR_FLOWS_DIR and IVR_PROMPTS_DIR {WHERE}.",
+        )
+    problem = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return Misconfigured(
+        f"ivr: cannot open the line's database: {problem}.",
+        f"ivr: fix: start the database, or correct IVR_DATABASE_URL / IVR_DEMO_BACKEND_DATABASE_URL {WHERE}.",
+    )
+
+
+def cannot_listen(host: str, port: int, error: Exception) -> Misconfigured:
+    """`ivr serve` could not bind its address (an OSError, or waitress's ValueError for a bad host)."""
+    code = getattr(error, "errno", None)
+    if code == errno.EADDRINUSE:
+        fix = "stop what listens there, or choose another --port (make run PORT=8081)"
+    elif code == errno.EACCES:
+        fix = "choose a --port above 1023, or run with the right to bind low ports"
+    else:
+        fix = "give a --host this machine has, such as 127.0.0.1 or 0.0.0.0"
+    problem = getattr(error, "strerror", None) or str(error).rstrip(".")
+    return Misconfigured(
+        f"ivr serve: cannot listen on {host}:{port}: {problem}.",
+        f"ivr serve: fix: {fix}.",
+    )
