@@ -19,7 +19,6 @@ from ivr.adapters.demo_people import DemoPerson, generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.adapters.demo_sms import EmbeddedSms
 from ivr.checks import CHECKS
-from ivr.counters import SqlCounters
 from ivr.engine import Engine
 from ivr.line import Line
 from ivr.outbox import Outbox
@@ -64,7 +63,7 @@ def create_app(
         register=register or DemoRegister(people),
         backend=backend or _demo_backend(settings, people, clock, demo_engine, secret_key),
         catalog=catalog,
-        gate=Gate(SqlCounters(store), _policy(settings), _pseudonym(secret_key)),
+        gate=Gate(_policy(settings), _pseudonym(secret_key)),
         opening_hours=settings.opening_hours,
         mobile_quarantine=dt.timedelta(hours=settings.mobile_quarantine_hours),
     )
@@ -73,7 +72,9 @@ def create_app(
         services=services,
         renderer=Renderer(catalog, Urls(settings.public_base_url), settings.agent_queue),
         store=store,
-        outbox=Outbox(store, sms or _sms(settings, clock, demo_engine), clock),
+        outbox=Outbox(
+            store, sms or _sms(settings, clock, demo_engine), clock, settings.sms_timeout_seconds + 2
+        ),
         clock=clock,
         minutes_per_caller_ahead=settings.agent_minutes_per_caller,
         stale_after=dt.timedelta(minutes=settings.stale_call_minutes),

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ivr.counters import SqlCounters
 from ivr.errors import BackendError, IvrError
 from ivr.hours import OpeningHours, describe, is_open
 from ivr.ports import CprRegister, Document, DocumentType, MitIdBackend, OutgoingSms, Person
@@ -54,11 +55,12 @@ def check_opening_hours(s: Services, tx: Tx, state: CallState, keys: str) -> Don
 
 
 def start_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
-    admission = s.gate.admit(state.caller_key, state.caller_withheld, tx.now)
+    counters = SqlCounters.of(tx)
+    admission = s.gate.admit(counters, state.caller_key, state.caller_withheld, tx.now)
     if admission != "admitted":
         tx.audit(state.call_sid, "verification_refused", reason=admission)
         return Done(admission, state)
-    verification = s.gate.begin(_document(state), _person(s, state), tx.now)
+    verification = s.gate.begin(counters, _document(state), _person(s, state), tx.now)
     tx.audit(state.call_sid, "verification_started", guess_taken=bool(verification.guesses))
     return Done("ask", state.model_copy(update={"verification": verification}))
 
@@ -71,7 +73,7 @@ def check_answer(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
 
 
 def finish_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
-    v, settled = s.gate.decide(_verification(state), tx.now)
+    v, settled = s.gate.decide(SqlCounters.of(tx), _verification(state), tx.now)
     if settled == "locked":
         tx.audit(state.call_sid, "identity_locked")
     tx.audit(state.call_sid, "verification_passed" if settled == "passed" else "verification_failed")

@@ -270,19 +270,31 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) ->
 
 
 def _outbox(args: argparse.Namespace) -> int:
-    rows = [
-        {
-            "id": r["id"],
-            "to": r["to"],
-            "body": r["body"],
-            "time": r["created_at"],
-            "status": r["status"],
-            "sent_at": r["sent_at"],
-            "error": r["error"],
-        }
-        for r in _rows("sms_outbox")
-    ]
-    return _print(rows, args.json, ("time", "status", "to", "body"))
+    """The outbox (never a message's text); on the embedded default also what the demo phones
+    received, as a person trying the line would read it on their phone."""
+    from ivr import store
+
+    line = _app().extensions["ivr"]
+    received: dict[str, tuple[str, str]] = getattr(line.outbox.sender, "received", dict)()
+    rows = []
+    for r in line.store.rows(store.sms_outbox):
+        phone, text = received.get(r["provider_id"], (None, None))
+        unresolved = r["status"] in ("sending", "unknown")
+        rows.append(
+            {
+                "id": r["id"],
+                "time": r["created_at"],
+                "kind": r["body"],
+                "to": r["to"],
+                "status": r["status"] + (" (unresolved)" if unresolved else ""),
+                "delivery": r["delivery"],
+                "error": r["error"],
+                "demo_phone": phone,
+                "text": text,
+            }
+        )
+    columns = ("time", "kind", "to", "status", "delivery", "error")
+    return _print(rows, args.json, columns + (("demo_phone", "text") if received else ()))
 
 
 def _escalations(args: argparse.Namespace) -> int:

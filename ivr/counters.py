@@ -12,14 +12,14 @@ Keys are pseudonyms (keyed hashes); no identity is ever stored here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
 
-from ivr.store import Store, attempts
+from ivr.store import Store, Tx, attempts
 
 GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
 """A guess is taken when verification starts and becomes a failure or a pass at the decision;
@@ -53,15 +53,27 @@ def _advisory_id(key: str) -> int:
 
 
 class SqlCounters:
-    """The counters on the line's store (SQLite or PostgreSQL, the same statements)."""
+    """The counters on the line's store (SQLite or PostgreSQL, the same statements), decided on
+    the connections `connect` gives (see `Tx.decision`)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, connect: Callable[[], AbstractContextManager[sa.Connection]], postgres: bool) -> None:
+        self.connect = connect
+        self.postgres = postgres
+
+    @classmethod
+    def of(cls, tx: Tx) -> SqlCounters:
+        """The counters as one webhook decides them."""
+        return cls(tx.decision, tx.reader.dialect.name == "postgresql")
+
+    @classmethod
+    def on(cls, store: Store) -> SqlCounters:
+        """The counters as an operator's command sees them."""
+        return cls(store.connection, not store.sqlite)
 
     @contextmanager
     def _holding(self, keys: Iterable[str]) -> Iterator[sa.Connection]:
-        with self.store.connection() as connection:
-            if not self.store.sqlite:
+        with self.connect() as connection:
+            if self.postgres:
                 for key in sorted(set(keys)):  # always in the same order: no deadlock
                     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_id(key))))
             yield connection
@@ -112,7 +124,7 @@ class SqlCounters:
             return "locked" if newly else "failed"
 
     def is_locked(self, key: str, window: Window) -> bool:
-        with self.store.connection() as connection:
+        with self.connect() as connection:
             return _locked(connection, key, window)
 
     def current(self, window: Window, verifications_since: dt.datetime) -> list[LockRow]:
@@ -129,7 +141,7 @@ class SqlCounters:
             .group_by(c.key, c.kind)
             .order_by(sa.func.max(c.at).desc())
         )
-        with self.store.connection() as connection:
+        with self.connect() as connection:
             return [LockRow(key, kind, int(n), last) for key, kind, n, last in connection.execute(query)]
 
     def lift(self, key_prefix: str) -> list[str]:
@@ -137,7 +149,7 @@ class SqlCounters:
         a number's verifications); the keys that matched (nothing is cleared unless exactly one)."""
         c = attempts.c
         counted = c.kind.in_(LIFTABLE)
-        with self.store.connection() as connection:
+        with self.connect() as connection:
             query = sa.select(c.key).where(c.key.startswith(key_prefix, autoescape=True), counted).distinct()
             found = sorted(connection.execute(query).scalars())
             if len(found) == 1:

@@ -25,6 +25,7 @@ from ivr.engine import ActionNeeded, Engine, Reply, Result
 from ivr.errors import IvrError, without_values
 from ivr.outbox import Outbox
 from ivr.ports import OutgoingSms
+from ivr.prompts import Spelled
 from ivr.state import CallState
 from ivr.store import Conflict, Store, Tx, call_sessions
 from ivr.twiml import Renderer
@@ -161,14 +162,15 @@ class Line:
     def _after_commit(self, pending: ActionNeeded, message: OutgoingSms | None) -> str | ActionNeeded:
         """Deliver the SMS (the one after-commit action), then go on with the call."""
         call_sid = pending.state.call_sid
-        status = self.outbox.deliver(call_sid, message)
+        status, last_digits = self.outbox.deliver(call_sid, message)
         try:
             with self.store.transaction(self.clock(), call_sid) as tx:
                 row = tx.session(call_sid)
                 if row is None or row.turn != pending.state.turn:
                     return str(row.reply) if row else self._stored_reply(call_sid)
                 tx.audit(call_sid, f"sms_{status}")
-                result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", {})
+                slots = {"mobile_last_digits": Spelled(last_digits)}
+                result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
                 return self._settle(tx, result, was=row.turn)
         except Conflict:
             return self._stored_reply(call_sid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,21 +32,45 @@ class Outbox:
     store: Store
     sender: SmsSender
     clock: Callable[[], dt.datetime]
+    patience: float = 7.0
+    """Seconds to wait for a twin webhook's send: longer than the SMS provider's timeout."""
 
-    def deliver(self, call_sid: str, message: OutgoingSms | None) -> str:
+    def deliver(self, call_sid: str, message: OutgoingSms | None) -> tuple[str, str]:
         """Send the SMS the call queued last (its text in `message`; None once lost with a
-        crashed process) unless it was handled already; its status then: sent, failed, unknown."""
+        crashed process) unless it was handled already. Its status then (sent, failed, unknown),
+        and the last two digits of the number it is for."""
         row = sms_outbox.c
         with self.store.connection() as connection:
-            newest = sa.select(row.key, row.status).where(row.call_sid == call_sid).order_by(row.id.desc())
-            found = connection.execute(newest.limit(1)).first()
+            newest = sa.select(row.key, row.status, row.to).where(row.call_sid == call_sid)
+            found = connection.execute(newest.order_by(row.id.desc()).limit(1)).first()
             if found is None:
-                return "failed"
-            key, status = found
+                return "failed", ""
+            key, status, to = found
             claim = sa.update(sms_outbox).where(row.key == key, row.status == "pending")
-            claim = claim.values(status="sending", claimed_at=self.clock())
-            if status != "pending" or connection.execute(claim).rowcount != 1:
-                return "unknown" if status == "sending" else str(status)
+            claimed = (
+                status == "pending"
+                and connection.execute(claim.values(status="sending", claimed_at=self.clock())).rowcount == 1
+            )
+        if not claimed:  # handled already, or being handled by a twin of this webhook right now
+            return self._outcome(key), to[-2:]
+        return self._send(key, message), to[-2:]
+
+    def _outcome(self, key: str) -> str:
+        """How the SMS under `key` fared, waiting (a little longer than a send may take) while
+        another webhook is sending it; still sending after that: unknown."""
+        deadline = time.monotonic() + self.patience
+        while True:
+            with self.store.connection() as connection:
+                status = connection.execute(
+                    sa.select(sms_outbox.c.status).where(sms_outbox.c.key == key)
+                ).scalar()
+            if status not in ("pending", "sending"):
+                return str(status)
+            if time.monotonic() > deadline:
+                return "unknown"
+            time.sleep(0.05)
+
+    def _send(self, key: str, message: OutgoingSms | None) -> str:
         if message is None or message.key != key:
             return self._finish(key, status="failed", error="its text was lost unsent")
         try:

@@ -11,8 +11,8 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import phonenumbers
@@ -98,9 +98,11 @@ def make_engine(url: str) -> sa.Engine:
     (`secure_delete`), so a scrubbed document number is not left in a free page.
     """
     if not url.startswith("sqlite"):
-        # A webhook may hold two connections (its call, and a counter decision) at once.
-        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=30)
-    engine = sa.create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
+        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A webhook holds a reader and, for a moment, a writer: enough connections for every thread.
+    engine = sa.create_engine(
+        url, hide_parameters=True, connect_args={"timeout": 30}, pool_size=32, max_overflow=32
+    )
     private_file(engine.url.database)
 
     @event.listens_for(engine, "connect")
@@ -153,9 +155,17 @@ class Tx:
     waits for the register or the MitID back end.
     """
 
-    def __init__(self, reader: sa.Connection, now: dt.datetime) -> None:
+    def __init__(
+        self,
+        reader: sa.Connection,
+        now: dt.datetime,
+        decision: Callable[[], AbstractContextManager[sa.Connection]],
+    ) -> None:
         self.reader = reader
         self.now = now
+        self.decision = decision
+        """A connection for a decision that must be atomic at once (a limit, a lock): on SQLite a
+        short write transaction of its own; on PostgreSQL the webhook's own transaction."""
         self.writes: list[sa.Executable] = []
         self.once: list[sa.Executable] = []
         """Inserts that may already have been made (a second escalation of a call): skipped then."""
@@ -243,7 +253,9 @@ class Store:
         database are then gone from the log too)."""
         if self.sqlite:
             with self._write_lock or nullcontext(), self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                # On the driver's own connection: outside any transaction, as SQLite requires.
+                driver: Any = connection.connection.driver_connection
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:
@@ -257,14 +269,14 @@ class Store:
         with self._call_locks[hash(call_sid) % len(self._call_locks)]:
             if self.sqlite:
                 with self.engine.connect().execution_options(read_only=True) as reader:
-                    tx = Tx(reader, now)
+                    tx = Tx(reader, now, self.connection)
                     yield tx
                     reader.rollback()
                 with self.connection() as writer:
                     tx.commit(writer)
             else:
                 with self.engine.begin() as connection:
-                    tx = Tx(connection, now)
+                    tx = Tx(connection, now, lambda: nullcontext(connection))
                     yield tx
                     tx.commit(connection)
 

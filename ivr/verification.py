@@ -53,7 +53,6 @@ class Counters(Protocol):
 
 @dataclass(frozen=True)
 class Gate:
-    counters: Counters
     policy: Policy
     pseudonym: Callable[[str], str]
     rng: random.Random = field(default_factory=random.SystemRandom)
@@ -61,19 +60,21 @@ class Gate:
     def window(self, now: dt.datetime) -> Window:
         return Window(now, now - self.policy.failure_window, now - self.policy.lockout)
 
-    def admit(self, caller_key: str, withheld: bool, now: dt.datetime) -> Admission:
+    def admit(self, counters: Counters, caller_key: str, withheld: bool, now: dt.datetime) -> Admission:
         """Count a verification against the calling number, if it has not used up its hour."""
         limit = self.policy.withheld_per_hour if withheld else self.policy.per_number_per_hour
-        if self.counters.take(caller_key, VERIFICATION, limit, now - HOUR, now):
+        if counters.take(caller_key, VERIFICATION, limit, now - HOUR, now):
             return "admitted"
         return "hidden_number_limited" if withheld else "phone_limited"
 
-    def begin(self, document: Document, person: Person | None, now: dt.datetime) -> Verification:
+    def begin(
+        self, counters: Counters, document: Document, person: Person | None, now: dt.datetime
+    ) -> Verification:
         """Take a guess on the claimed identity and choose the questions."""
         keys = [self.pseudonym(f"{document.type}:{document.number}")]
         if person is not None:
             keys.append(self.pseudonym(f"cpr:{person.cpr}"))
-        guesses = self.counters.reserve_guess(keys, self.policy.max_failures, self.window(now))
+        guesses = counters.reserve_guess(keys, self.policy.max_failures, self.window(now))
         return Verification(
             identity_keys=keys,
             questions=questions.choose(self.policy.questions_asked, self.rng),
@@ -86,10 +87,10 @@ class Gate:
         right = v.can_pass and person is not None and questions.is_right(v.current_question, person, keys)
         return v.model_copy(update={"asked": v.asked + 1, "correct": v.correct + right})
 
-    def decide(self, v: Verification, now: dt.datetime) -> tuple[Verification, Settled]:
+    def decide(self, counters: Counters, v: Verification, now: dt.datetime) -> tuple[Verification, Settled]:
         """Verified or not: enough right answers, and no lock taken on the identity meanwhile."""
         passed = v.can_pass and v.correct >= self.policy.pass_mark
-        settled = self.counters.settle_guess(
+        settled = counters.settle_guess(
             v.guesses, v.identity_keys, passed, self.policy.max_failures, self.window(now)
         )
         outcome = "verified" if settled == "passed" else "not_verified"

@@ -369,6 +369,11 @@ class Records:
         (row,) = self.rows("call_sessions", call_sid=call.sid)
         return row
 
+    def texts_to(self, mobile: str | None = None) -> list[str]:
+        """What the demo phone with this number (or any) received: the embedded SMS network."""
+        sender = self.app.extensions["ivr"].outbox.sender
+        return [body for to, body in sender.received().values() if mobile in (None, to)]
+
     def sms(self, call: Call) -> list[dict[str, Any]]:
         return self.rows("sms_outbox", call_sid=call.sid)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ VALIDITY = dt.timedelta(minutes=15)
 PEOPLE = generate_people(count=40, now=NOW)
 CASES = {p.case: p for p in PEOPLE if p.case}
 CPR = CASES["ordinary"].person.cpr
+KEY = b"demo-backend-test-key"
 
 
 class Clock:
@@ -49,7 +51,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def backend(engine: sa.Engine, clock: Clock) -> DemoMitIdBackend:
-    return DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY)
+    return DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY)
 
 
 def rows(engine: sa.Engine) -> list[sa.Row]:
@@ -128,7 +130,7 @@ def test_codes_are_not_repeatable(tmp_path: Path, clock: Clock) -> None:
     codes = set()
     for name in ("a", "b", "c"):
         engine = sa.create_engine(f"sqlite:///{tmp_path}/{name}.db")
-        codes.add(issue(DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY), "call-1").code)
+        codes.add(issue(DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY), "call-1").code)
         engine.dispose()
     assert len(codes) == 3
 
@@ -136,7 +138,9 @@ def test_codes_are_not_repeatable(tmp_path: Path, clock: Clock) -> None:
 def test_only_hashes_are_stored(backend: DemoMitIdBackend, engine: sa.Engine) -> None:
     pin = issue(backend, "call-1")
     (row,) = rows(engine)
-    assert row.cpr_hash == hashlib.sha256(CPR.encode()).hexdigest()
+    # Keyed: a plain SHA-256 of a CPR number is reversed by trying the few million there are.
+    assert row.cpr_hash == hmac.new(KEY, CPR.encode(), hashlib.sha256).hexdigest()
+    assert row.cpr_hash != hashlib.sha256(CPR.encode()).hexdigest()
     for value in row:
         texts = [str(value)] + ([value.hex(), value.decode("latin-1")] if isinstance(value, bytes) else [])
         for text in texts:
@@ -180,7 +184,7 @@ def test_same_request_key_issues_nothing(backend: DemoMitIdBackend, engine: sa.E
 
 
 def test_concurrent_same_request_key_issues_once(engine: sa.Engine, clock: Clock) -> None:
-    backends = [DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY) for _ in range(2)]
+    backends = [DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY) for _ in range(2)]
     barrier = threading.Barrier(2)
     results: list[IssuedPin | None] = []
 
@@ -201,14 +205,14 @@ def test_pins_survive_a_new_backend_on_the_same_database(
     backend: DemoMitIdBackend, engine: sa.Engine, clock: Clock
 ) -> None:
     pin = issue(backend, "call-1")
-    again = DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY)
+    again = DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY)
     assert again.verify_temporary_pin(CPR, pin.code)
     assert again.issue_temporary_pin(CPR, "call-1") is None
 
 
 def test_clock_in_another_time_zone(engine: sa.Engine, clock: Clock) -> None:
     clock.now = NOW.astimezone(dt.timezone(dt.timedelta(hours=2)))
-    backend = DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY)
+    backend = DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY)
     pin = issue(backend, "call-1")
     assert pin.expires_at == NOW + VALIDITY
     clock.now = NOW + VALIDITY - dt.timedelta(seconds=1)
@@ -236,4 +240,4 @@ def test_verify_without_any_pin_is_false(backend: DemoMitIdBackend) -> None:
 
 def test_non_positive_validity_is_refused(engine: sa.Engine, clock: Clock) -> None:
     with pytest.raises(ValueError):
-        DemoMitIdBackend(PEOPLE, engine, clock, dt.timedelta(0))
+        DemoMitIdBackend(PEOPLE, engine, clock, dt.timedelta(0), KEY)

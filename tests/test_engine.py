@@ -131,7 +131,7 @@ def test_third_failure_goes_to_an_agent(engine: Engine, entries: tuple[str, ...]
     answer = reply(engine.on_keys(second.state, entries[2]))
     assert answer.end == "agent"
     assert answer.state.step == "too_many_tries"
-    assert said(answer) == ["too_many_tries", "transfer"]
+    assert said(answer) == ["too_many_tries", "transfer"]  # nothing told yet: no word of context
     assert answer.state.escalation_reason == reason
 
 
@@ -159,6 +159,11 @@ def test_0_at_any_menu_puts_the_caller_through_to_an_agent(engine: Engine, step:
     assert answer.end == "agent"
     assert answer.state.step == "agent_requested"
     assert answer.state.escalation_reason == "caller_request"
+    assert said(answer) == ["transfer", "context_kept"]
+
+
+def test_a_caller_who_told_nothing_is_not_told_the_agent_knows_it(engine: Engine) -> None:
+    answer = reply(engine.on_keys(at("main_menu"), "0"))
     assert said(answer) == ["transfer"]
 
 
@@ -302,9 +307,22 @@ def test_verified_caller_branches_on_what_they_asked_for(engine: Engine) -> None
     action(engine.on_outcome(pending, "verified", {}), "send_temporary_pin")
 
 
-def test_pin_sent_reports_the_last_digits_and_hangs_up(engine: Engine) -> None:
+def test_an_issued_pin_is_delivered_before_the_caller_hears_anything(engine: Engine) -> None:
     pending = ActionNeeded(at("send_temporary_pin"), "send_temporary_pin", "", (), {})
-    answer = reply(engine.on_outcome(pending, "sent", {"mobile_last_digits": Spelled("51")}))
+    action(engine.on_outcome(pending, "issued", {"mobile_last_digits": Spelled("51")}), "deliver_sms")
+
+
+def test_an_sms_that_did_not_go_is_handed_to_an_agent(engine: Engine) -> None:
+    pending = ActionNeeded(at("deliver_pin", collected={"intent": "temporary_pin"}), "deliver_sms", "", (), {})
+    answer = reply(engine.on_outcome(pending, "failed", {}))
+    assert answer.end == "agent"
+    assert answer.state.escalation_reason == "sms_failed"
+    assert said(answer) == ["sms_failed", "transfer", "context_kept"]
+
+
+def test_pin_sent_reports_the_last_digits_and_hangs_up(engine: Engine) -> None:
+    pending = ActionNeeded(at("deliver_pin"), "deliver_sms", "", (), {"mobile_last_digits": Spelled("51")})
+    answer = reply(engine.on_outcome(pending, "sent", {}))
     assert answer.end == "hangup"
     assert said(answer) == ["pin_sent", "goodbye"]
     assert CATALOG["en"].text("pin_sent", answer.slots).endswith("ending in 5, 1.")

@@ -14,6 +14,7 @@ import pytest
 from ivr.hours import describe
 from ivr.ports import Document, DocumentType
 from ivr.prompts import OpeningTimes, Spelled
+from ivr.store import masked
 from tests.calls import LANGUAGES, spelled
 from tests.conftest import BASE
 
@@ -30,7 +31,7 @@ def sms_pattern(call, language: str) -> re.Pattern[str]:
     """The language's PIN text message, with its code as a group of exactly 8 digits."""
     template = call.catalog[language].sms["temporary_pin"]
     code, expires = (re.escape(part) for part in template.split("{code}"))
-    return re.compile(code + r"(\d{8})" + expires.replace(re.escape("{expires}"), r"[0-9.: ]+"))
+    return re.compile(code + r"(\d{8})" + expires.replace(re.escape("{expires}"), r"(.+?)"))
 
 
 # -- 1. forgotten user ID ---------------------------------------------------------------------------
@@ -105,15 +106,33 @@ def test_temporary_pin_goes_by_sms_to_the_registered_mobile(app, dial, cases, re
     assert spelled(mobile[-3:], language) not in call.heard
 
     (sms,) = records.sms(call)
-    assert sms["to"] == mobile != call.caller
-    assert sms["status"] == "sent"
-    assert NEVER_ASKS[language] in sms["body"]
-    match = sms_pattern(call, language).fullmatch(sms["body"])
-    assert match, f"not the {language} PIN text: {sms['body']}"
+    assert sms["to"] == masked(mobile) and mobile != call.caller
+    assert (sms["status"], sms["body"]) == ("sent", "temporary_pin")
+    (text,) = records.texts_to(mobile)
+    assert NEVER_ASKS[language] in text
+    match = sms_pattern(call, language).fullmatch(text)
+    assert match, f"not the {language} PIN text: {text}"
     code = match.group(1)
     assert code not in call.heard
     assert app.extensions["ivr"].services.backend.verify_temporary_pin(person.person.cpr, code)
     assert len(records.rows("demo_temporary_pins")) == 1
+
+
+EXPIRES = {  # 24 hours after 10:00 UTC on 24 November 2026, on the reader's clock
+    ("da", "ordinary"): "25.11.2026 kl. 11:00 (dansk tid)",
+    ("en", "ordinary"): "25/11/2026 at 11:00 (Danish time)",
+    ("da", "greenlandic"): "25.11.2026 kl. 08:00 (grønlandsk tid)",
+    ("en", "greenlandic"): "25/11/2026 at 08:00 (Greenland time)",
+}
+
+
+@languages
+@pytest.mark.parametrize("case", ["ordinary", "greenlandic"])
+def test_the_sms_gives_the_expiry_on_the_readers_clock_in_their_language(dial, cases, records, language, case):
+    person = cases[case]
+    call = dial(language).choose_language().identify(person, "temporary_pin").answer_questions(person)
+    (text,) = records.texts_to(person.account.mobile)
+    assert sms_pattern(call, language).fullmatch(text).group(2) == EXPIRES[language, case]
 
 
 @languages
@@ -122,8 +141,9 @@ def test_temporary_pin_by_driving_licence(app, dial, cases, records, language):
     call = dial(language).choose_language().identify(person, "temporary_pin").answer_questions(person)
     assert call.said == ["pin_sent", "goodbye"]
     (sms,) = records.sms(call)
-    assert sms["to"] == person.account.mobile
-    code = sms_pattern(call, language).fullmatch(sms["body"]).group(1)
+    assert sms["to"] == masked(person.account.mobile)
+    (text,) = records.texts_to(person.account.mobile)
+    code = sms_pattern(call, language).fullmatch(text).group(1)
     assert app.extensions["ivr"].services.backend.verify_temporary_pin(person.person.cpr, code)
 
 
@@ -226,7 +246,7 @@ def test_0_at_a_menu_puts_the_caller_through_with_what_they_want(dial, records, 
     call = dial(language).choose_language().press("2")
     assert call.said == ["document_type"]
     call.press("0")
-    assert call.said == ["transfer"]
+    assert call.said == ["transfer", "context_kept"]
     assert call.queued
     escalation = records.escalation(call)
     assert (escalation["language"], escalation["intent"]) == (language, "temporary_pin")
@@ -238,7 +258,7 @@ def test_0_while_keying_the_document_number_puts_the_caller_through(dial, record
     call = dial(language).choose_language().press("1").press("1")
     assert call.said == ["passport_number"]
     call.press("0#")
-    assert call.said == ["transfer"]
+    assert call.said == ["transfer", "context_kept"]
     assert call.queued
     escalation = records.escalation(call)
     assert (escalation["intent"], escalation["verification"]) == ("user_id", "not_started")
@@ -260,7 +280,7 @@ def test_0_during_the_questions_tells_the_agent_how_far_it_got(dial, cases, reco
 def test_no_registered_mobile_goes_to_an_agent_with_the_reason(dial, cases, records, language):
     person = cases["no_mobile"]
     call = dial(language).choose_language().identify(person, "temporary_pin").answer_questions(person)
-    assert call.said == ["no_registered_mobile", "transfer"]
+    assert call.said == ["no_registered_mobile", "transfer", "context_kept"]
     assert call.queued
     escalation = records.escalation(call)
     assert escalation["reason"] == "no_registered_mobile"
@@ -275,7 +295,7 @@ def test_no_registered_mobile_goes_to_an_agent_with_the_reason(dial, cases, reco
 def test_mobile_changed_two_days_ago_gets_no_sms_and_is_told_why(dial, cases, records, language):
     person = cases["mobile_changed_48h"]
     call = dial(language).choose_language().identify(person, "temporary_pin").answer_questions(person)
-    assert call.said == ["mobile_recently_changed", "transfer"]
+    assert call.said == ["mobile_recently_changed", "transfer", "context_kept"]
     assert call.hears("mobile_recently_changed", quarantine_days="5")
     assert call.queued
     assert records.escalation(call)["reason"] == "mobile_recently_changed"
@@ -298,7 +318,7 @@ def test_no_mitid_is_told_so(dial, cases, records, language, intent):
 def test_back_end_failure_apologises_and_goes_to_an_agent(dial, cases, records, language, intent):
     person = cases["backend_fails"]
     call = dial(language).choose_language().identify(person, intent).answer_questions(person)
-    assert call.said == ["backend_failure", "transfer"]
+    assert call.said == ["backend_failure", "transfer", "context_kept"]
     assert call.queued
     escalation = records.escalation(call)
     assert escalation["reason"] == "backend_failure"

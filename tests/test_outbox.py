@@ -1,53 +1,178 @@
-"""The SMS outbox with a real provider: the PIN in the body is not kept once the SMS has gone or failed."""
+"""The PIN SMS goes within the webhook, and the caller hears what really happened to it.
+
+With Twilio's SMS API (a loopback stand-in speaking Twilio's REST) up, down, slow or refusing:
+"sent" only when Twilio took it; otherwise an apology and an agent, with an escalation that says
+why. The PIN is never kept in the outbox, whatever happened; a crash mid-send never leads to a
+second SMS; and Twilio's delivery reports are recorded.
+"""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from ivr import create_app
+from ivr.adapters.sms_twilio import TwilioSms
 from ivr.errors import BackendError
-from ivr.outbox import REDACTED
 from ivr.prompts import Spelled
 from ivr.store import sms_outbox
-from tests.calls import Call
+from tests.calls import Call, Records
 from tests.conftest import BASE, TOKEN
+from tests.test_sms_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, FakeTwilio, twilio_server  # noqa: F401
+
+PIN = re.compile(r"\b\d{8}\b")
+
+
+def pin_call(app, language: str = "en") -> Call:
+    """A whole temporary-PIN call as the ordinary demo person."""
+    person = next(p for p in app.extensions["ivr.people"] if p.case == "ordinary")
+    call = Call(app, TOKEN, BASE, language=language).dial().choose_language()
+    return call.identify(person, "temporary_pin").answer_questions(person)
+
+
+def line_on_twilio(settings, clock, base_url: str, timeout: float = 0.5):
+    sms = TwilioSms(ACCOUNT_SID, AUTH_TOKEN, sender=SENDER, api_base_url=base_url, timeout=timeout)
+    return create_app(settings, clock=clock, sms=sms)
+
+
+def assert_no_pin_at_rest(app) -> None:
+    for table, rows in Records(app).everything().items():
+        if table != "demo_temporary_pins":
+            assert not PIN.search(str(rows)), f"a PIN-like number rests in {table}"
+
+
+def test_twilio_took_it_the_caller_hears_sent(settings, clock, twilio_server):  # noqa: F811
+    app = line_on_twilio(settings, clock, twilio_server.base_url)
+    call = pin_call(app)
+    assert call.said == ["pin_sent", "goodbye"]
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51"))
+    [seen] = twilio_server.seen
+    assert seen.form["To"] == ["+4520123451"] and PIN.search(seen.form["Body"][0])
+    [row] = app.extensions["ivr"].store.rows(sms_outbox)
+    assert (row["status"], row["to"], row["body"]) == ("sent", "+45 …51", "temporary_pin")
+    assert row["provider_id"].startswith("SM")
+    assert_no_pin_at_rest(app)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "event"),
+    [("refused", "failed", "sms_failed"), ("slow", "unknown", "sms_unknown"), ("down", "failed", "sms_failed")],
+)
+def test_sms_that_did_not_go_is_an_apology_and_an_agent(settings, clock, twilio_server, fault, status, event):  # noqa: F811
+    base = twilio_server.base_url
+    if fault == "refused":
+        twilio_server.status = 422
+        twilio_server.answer = {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 422}
+    elif fault == "slow":
+        twilio_server.delay = 3.0
+    else:
+        base = "http://127.0.0.1:9"  # nothing listens there
+    app = line_on_twilio(settings, clock, base)
+    call = pin_call(app)
+    assert call.said == ["sms_failed", "transfer", "context_kept"]
+    assert not call.hears("pin_sent", mobile_last_digits=Spelled("51"))
+    assert call.queued
+    records = Records(app)
+    escalation = records.escalation(call)
+    assert (escalation["reason"], escalation["verification"]) == ("sms_failed", "verified")
+    [row] = records.sms(call)
+    assert row["status"] == status and row["error"]
+    assert event in records.audit(call)
+    assert_no_pin_at_rest(app)
 
 
 class Provider:
-    """A working stand-in for Twilio's SMS API that can be told to refuse."""
+    """A working stand-in for an SMS provider that records what it sent, or refuses."""
 
-    keeps_body = False
-
-    def __init__(self, refuse: bool) -> None:
+    def __init__(self, refuse: bool = False) -> None:
         self.refuse = refuse
         self.sent: list[tuple[str, str]] = []
 
     def send(self, to: str, body: str) -> str:
         if self.refuse:
-            raise BackendError("Twilio refused the SMS (HTTP 400, Twilio error 21610)")
+            raise BackendError("refused (HTTP 400)")
         self.sent.append((to, body))
         return f"SM{len(self.sent):032d}"
 
 
-def pin_call(settings, clock, provider: Provider) -> list[dict]:
+def test_a_retry_of_the_pin_webhook_sends_no_second_sms(settings, clock):
+    provider = Provider()
     app = create_app(settings, clock=clock, sms=provider)
+    call = pin_call(app)
+    last = call.requests[-1]
+    for _ in range(3):
+        call.send(last)
+        assert call.said == ["pin_sent", "goodbye"]
+    assert len(provider.sent) == 1
+
+
+def test_a_crash_between_commit_and_send_never_sends_and_the_retry_goes_to_an_agent(
+    settings, clock, monkeypatch
+):
+    """The process dies after the call's state and the outbox row were committed, before the
+    SMS went: the text died with it, so the retried webhook sends nothing and hands over."""
+    provider = Provider()
+    app = create_app(settings, clock=clock, sms=provider)
+    line = app.extensions["ivr"]
     person = next(p for p in app.extensions["ivr.people"] if p.case == "ordinary")
-    call = Call(app, TOKEN, BASE, language="en").dial().choose_language()
-    call.identify(person, "temporary_pin").answer_questions(person)
-    assert call.hears("pin_sent", mobile_last_digits=Spelled("51"))
-    return app.extensions["ivr"].store.rows(sms_outbox)
+    call = Call(app, TOKEN, BASE, language="en").dial().choose_language().identify(person, "temporary_pin")
+    while True:  # answer until the last question
+        request = call.pressing(answer_for(call, person))
+        if len(call.state.verification.questions) - call.state.verification.asked == 1:
+            break
+        call.send(request)
 
+    def crash(*args, **kwargs):
+        raise SystemExit("killed")
 
-def test_a_sent_sms_keeps_no_pin(settings, clock):
-    provider = Provider(refuse=False)
-    [row] = pin_call(settings, clock, provider)
-    [(to, body)] = provider.sent
-    assert to == "+4520123451" and re.search(r"\b\d{8}\b", body)
-    assert (row["status"], row["body"], row["provider_id"]) == ("sent", REDACTED, "SM" + "1".zfill(32))
+    with monkeypatch.context() as patch:
+        patch.setattr(type(line.outbox), "deliver", crash)
+        with pytest.raises(SystemExit):
+            call.send(request)
+    [row] = Records(app).sms(call)
+    assert row["status"] == "pending"
 
-
-def test_a_failed_sms_keeps_no_pin_either(settings, clock):
-    [row] = pin_call(settings, clock, Provider(refuse=True))
+    call.send(request)  # Twilio retries the webhook whose answer it never got
+    assert call.said == ["sms_failed", "transfer", "context_kept"]
+    assert provider.sent == []
+    [row] = Records(app).sms(call)
     assert row["status"] == "failed"
-    assert row["body"] == REDACTED
-    assert row["error"] == "Twilio refused the SMS (HTTP 400, Twilio error 21610)"
+    assert Records(app).escalation(call)["reason"] == "sms_failed"
+
+
+def answer_for(call: Call, person) -> str:
+    from ivr.questions import QUESTIONS, expected
+
+    kind = call.current_question()
+    return expected(kind, person.person) + ("" if QUESTIONS[kind].digits else "#")
+
+
+def test_delivery_reports_are_recorded_and_must_be_signed(settings, clock):
+    provider = Provider()
+    app = create_app(settings, clock=clock, sms=provider)
+    call = pin_call(app)
+    [row] = Records(app).sms(call)
+    report = {"MessageSid": row["provider_id"], "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID}
+    forged = call.request(f"{BASE}/sms/status")
+    client = app.test_client()
+    assert client.post("/sms/status", data=report, headers={"X-Twilio-Signature": forged.signature}).status_code == 403
+    from tests.calls import sign
+
+    signature = sign(TOKEN, f"{BASE}/sms/status", report)
+    assert client.post("/sms/status", data=report, headers={"X-Twilio-Signature": signature}).status_code == 204
+    [row] = Records(app).sms(call)
+    assert row["delivery"] == "delivered"
+
+
+def test_a_row_left_sending_by_a_crash_is_shown_unresolved_by_the_sweep(settings, clock):
+    provider = Provider()
+    app = create_app(settings, clock=clock, sms=provider)
+    line = app.extensions["ivr"]
+    call = pin_call(app)
+    with line.store.connection() as connection:
+        connection.execute(sms_outbox.update().values(status="sending", claimed_at=clock.now))
+    clock.advance(minutes=10)
+    line.sweep()
+    [row] = Records(app).sms(call)
+    assert row["status"] == "unknown"

@@ -144,14 +144,21 @@ def test_fallback_url_apologises_in_the_callers_language_and_queues(dial, record
     enqueue = call.twiml.find("Enqueue")
     assert enqueue is not None and enqueue.attrib["waitUrl"] == f"{BASE}/voice/wait"
     escalation = records.escalation(call)
-    assert (escalation["intent"], escalation["reason"]) == ("user_id", "application_error")
+    assert (escalation["intent"], escalation["reason"]) == ("user_id", "twilio_fallback")
+    assert "twilio_fallback" in records.audit(call)
 
 
-def test_fallback_for_a_call_the_line_never_saw_apologises_in_every_language(app):
+def test_fallback_for_a_call_the_line_never_saw_apologises_in_every_language(app, records):
     call = Call(app, "test-auth-token", BASE).post(f"{BASE}/voice/fallback", ErrorCode="11205")
     assert call.status == 200
     assert call.said == ["apology", "transfer", "apology", "transfer"]
     assert call.queued
+    escalation = records.escalation(call)  # the agent still gets the call, with what little we know
+    assert (escalation["reason"], escalation["verification"], escalation["intent"]) == (
+        "twilio_fallback",
+        "not_started",
+        None,
+    )
 
 
 # -- the end of a call ----------------------------------------------------------------------------------

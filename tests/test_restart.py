@@ -76,4 +76,5 @@ def test_a_call_survives_the_server_being_killed_and_restarted(tmp_path: Path) -
     outbox = subprocess.run(
         [IVR, "outbox", "--json"], cwd=tmp_path, env=server.env, capture_output=True, text=True, check=True
     )
-    assert outbox.stdout.count('"to": "+4520123451"') == 1
+    assert outbox.stdout.count('"demo_phone": "+4520123451"') == 1
+    assert outbox.stdout.count('"status": "sent"') == 1

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from ivr.adapters.sms_twilio import TwilioSms
-from ivr.errors import BackendError
+from ivr.errors import BackendError, DeliveryUnknown
 from ivr.ports import SmsSender
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -161,9 +161,23 @@ def _assert_matches_create_message(form: dict[str, list[str]]) -> None:
     assert set(required) <= set(form), f"missing required fields: {set(required) - set(form)}"
 
 
-def test_satisfies_the_sms_port(sms: TwilioSms) -> None:
+def test_satisfies_the_sms_port(twilio_server: FakeTwilio, sms: TwilioSms) -> None:
     port: SmsSender = sms
-    assert port.keeps_body is False
+    assert port.send(TO, BODY).startswith("SM")
+
+
+def test_asks_for_delivery_reports_on_the_lines_own_url(twilio_server: FakeTwilio) -> None:
+    callback = "https://ivr.example.test/sms/status"
+    sms = TwilioSms(
+        ACCOUNT_SID, AUTH_TOKEN, sender=SENDER, api_base_url=twilio_server.base_url, status_callback=callback
+    )
+    try:
+        sms.send(TO, BODY)
+    finally:
+        sms.close()
+    [seen] = twilio_server.seen
+    assert seen.form == {"To": [TO], "From": [SENDER], "Body": [BODY], "StatusCallback": [callback]}
+    _assert_matches_create_message(seen.form)
 
 
 def test_send_posts_the_message_twilio_expects(twilio_server: FakeTwilio, sms: TwilioSms) -> None:
@@ -277,6 +291,7 @@ def test_connection_refused_is_a_backend_error() -> None:
             sms.send(TO, BODY)
     finally:
         sms.close()
+    assert not isinstance(caught.value, DeliveryUnknown)  # never reached Twilio: surely not sent
     _assert_private(caught.value)
 
 
@@ -285,8 +300,8 @@ def test_timeout_is_honoured(twilio_server: FakeTwilio) -> None:
     sms = TwilioSms(ACCOUNT_SID, AUTH_TOKEN, sender=SENDER, api_base_url=twilio_server.base_url, timeout=0.3)
     started = time.monotonic()
     try:
-        with pytest.raises(BackendError, match="Timeout") as caught:
-            sms.send(TO, BODY)
+        with pytest.raises(DeliveryUnknown, match="did not answer in time") as caught:
+            sms.send(TO, BODY)  # Twilio may have taken it: not a plain failure
     finally:
         sms.close()
     assert time.monotonic() - started < 2.0

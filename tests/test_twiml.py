@@ -26,11 +26,14 @@ DA = Language(
         "user_id_again": "Tryk 1 for at høre det igen & 2 hvis du er færdig.",
         "transfer": "Vi stiller dig videre til en medarbejder.",
         "apology": "Beklager, der skete en fejl.",
+        "hold": "Bliv i røret.",
         "queue_position": "Du er nummer {position} i køen. Ventetiden er cirka {minutes} minutter.",
     },
     characters={"s": "s", "ø": "ø", "<": "mindre end", ".": "punktum", "1": "et"},
     weekdays=WEEKDAYS,
     sms={},
+    date_format="%d.%m.%Y %H:%M",
+    time_zones={},
 )
 EN = Language(
     code="en",
@@ -41,12 +44,15 @@ EN = Language(
         "choose_language": "Welcome. For English, press 2.",
         "transfer": "We are putting you through to an agent.",
         "apology": "Sorry, something went wrong.",
+        "hold": "Please hold.",
         "call_again": "Please call again later.",
         "goodbye": "Goodbye.",
     },
     characters={},
     weekdays=WEEKDAYS,
     sms={},
+    date_format="%d.%m.%Y %H:%M",
+    time_zones={},
 )
 RENDERER = Renderer({"da": DA, "en": EN}, Urls("https://ivr.example.test"), "mitid-support")
 XML = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -169,4 +175,22 @@ def test_the_wait_url_answer_says_the_place_then_pauses() -> None:
 def test_goodbye() -> None:
     assert RENDERER.goodbye("en") == (
         f'{XML}<Response><Say language="en-GB" voice="Polly.Amy">Goodbye.</Say><Hangup /></Response>'
+    )
+
+
+def test_resume_redirects_to_the_turn_the_call_is_at() -> None:
+    assert RENDERER.resume(7) == (
+        f"{XML}<Response>"
+        '<Redirect method="POST">https://ivr.example.test/voice/keys?turn=7</Redirect>'
+        "</Response>"
+    )
+
+
+def test_hold_uses_only_verbs_a_wait_url_may_answer() -> None:
+    assert RENDERER.hold(("da", "en")) == (
+        f"{XML}<Response>"
+        '<Say language="da-DK" voice="Polly.Naja">Bliv i røret.</Say>'
+        '<Say language="en-GB" voice="Polly.Amy">Please hold.</Say>'
+        '<Pause length="20" />'
+        "</Response>"
     )
