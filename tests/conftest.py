@@ -15,6 +15,7 @@ from ivr import create_app
 from ivr.adapters.demo_people import DemoPerson
 from ivr.settings import Settings
 from tests.calls import Call, Clock, Records
+from tests.postgres import postgres_url  # noqa: F401  (one throwaway cluster for the whole run)
 
 TOKEN = "test-auth-token"
 BASE = "https://ivr.example.test"

@@ -45,11 +45,11 @@ def test_these_are_all_the_listening_steps_of_the_flow(app):
     assert listening == set(LISTENING_STEPS)
 
 
-
 def handover(step: str) -> list[str]:
     """What a caller put through to an agent at `step` hears: that the agent sees what they told
     us once they told something (what they want, from the main menu on)."""
     return ["transfer"] if step in ("choose_language", "main_menu") else ["transfer", "context_kept"]
+
 
 @languages
 @pytest.mark.parametrize("step", SILENCE_REPROMPTS)

@@ -313,7 +313,9 @@ def test_an_issued_pin_is_delivered_before_the_caller_hears_anything(engine: Eng
 
 
 def test_an_sms_that_did_not_go_is_handed_to_an_agent(engine: Engine) -> None:
-    pending = ActionNeeded(at("deliver_pin", collected={"intent": "temporary_pin"}), "deliver_sms", "", (), {})
+    pending = ActionNeeded(
+        at("deliver_pin", collected={"intent": "temporary_pin"}), "deliver_sms", "", (), {}
+    )
     answer = reply(engine.on_outcome(pending, "failed", {}))
     assert answer.end == "agent"
     assert answer.state.escalation_reason == "sms_failed"

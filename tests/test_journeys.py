@@ -128,7 +128,9 @@ EXPIRES = {  # 24 hours after 10:00 UTC on 24 November 2026, on the reader's clo
 
 @languages
 @pytest.mark.parametrize("case", ["ordinary", "greenlandic"])
-def test_the_sms_gives_the_expiry_on_the_readers_clock_in_their_language(dial, cases, records, language, case):
+def test_the_sms_gives_the_expiry_on_the_readers_clock_in_their_language(
+    dial, cases, records, language, case
+):
     person = cases[case]
     call = dial(language).choose_language().identify(person, "temporary_pin").answer_questions(person)
     (text,) = records.texts_to(person.account.mobile)

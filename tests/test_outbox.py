@@ -17,7 +17,7 @@ from ivr.adapters.sms_twilio import TwilioSms
 from ivr.errors import BackendError
 from ivr.prompts import Spelled
 from ivr.store import sms_outbox
-from tests.calls import Call, Records
+from tests.calls import Call, Records, sign
 from tests.conftest import BASE, TOKEN
 from tests.test_sms_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, FakeTwilio, twilio_server  # noqa: F401
 
@@ -57,7 +57,11 @@ def test_twilio_took_it_the_caller_hears_sent(settings, clock, twilio_server):  
 
 @pytest.mark.parametrize(
     ("fault", "status", "event"),
-    [("refused", "failed", "sms_failed"), ("slow", "unknown", "sms_unknown"), ("down", "failed", "sms_failed")],
+    [
+        ("refused", "failed", "sms_failed"),
+        ("slow", "unknown", "sms_unknown"),
+        ("down", "failed", "sms_failed"),
+    ],
 )
 def test_sms_that_did_not_go_is_an_apology_and_an_agent(settings, clock, twilio_server, fault, status, event):  # noqa: F811
     base = twilio_server.base_url
@@ -156,11 +160,16 @@ def test_delivery_reports_are_recorded_and_must_be_signed(settings, clock):
     report = {"MessageSid": row["provider_id"], "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID}
     forged = call.request(f"{BASE}/sms/status")
     client = app.test_client()
-    assert client.post("/sms/status", data=report, headers={"X-Twilio-Signature": forged.signature}).status_code == 403
+    assert (
+        client.post("/sms/status", data=report, headers={"X-Twilio-Signature": forged.signature}).status_code
+        == 403
+    )
     from tests.calls import sign
 
     signature = sign(TOKEN, f"{BASE}/sms/status", report)
-    assert client.post("/sms/status", data=report, headers={"X-Twilio-Signature": signature}).status_code == 204
+    assert (
+        client.post("/sms/status", data=report, headers={"X-Twilio-Signature": signature}).status_code == 204
+    )
     [row] = Records(app).sms(call)
     assert row["delivery"] == "delivered"
 

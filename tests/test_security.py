@@ -164,7 +164,9 @@ def test_sixth_verification_from_one_number_in_an_hour_hears_the_phone_is_blocke
     # Nothing was counted against the identity the blocked phone claimed: Lars still has all
     # his tries (two wrong, then right, from other numbers).
     for number in ("+4561000011", "+4561000012"):
-        dial(language, caller=number).choose_language().identify(lars, "user_id").answer_questions(lars, right=0)
+        dial(language, caller=number).choose_language().identify(lars, "user_id").answer_questions(
+            lars, right=0
+        )
     third = dial(language, caller="+4561000013").choose_language().identify(lars, "user_id")
     assert third.answer_questions(lars).said == ["user_id_is", "user_id_again"]
 

@@ -1,0 +1,144 @@
+"""A PostgreSQL to test against, for every test that wants one (fixture `postgres_url`).
+
+The database is `IVR_TEST_POSTGRES_URL` when set (e.g.
+`postgresql+psycopg://ivr:ivr@127.0.0.1:5432/ivr_test`); otherwise a throwaway cluster is made
+with the installed `initdb`/`pg_ctl` in a temporary directory on a free port, and removed after.
+When neither is possible the tests are skipped, with the reason in pytest's summary, so a plain
+clone passes `make test` without PostgreSQL; with `IVR_REQUIRE_POSTGRES=1` (as `.ci/run` sets) they
+fail instead: there a skipped database test would hide what it should catch.
+"""
+
+from __future__ import annotations
+
+import getpass
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import psycopg
+import pytest
+
+# One secret per run: pseudonyms (callers, identities) are fresh even in a database kept between
+# runs, so no lockout or velocity limit left by an earlier run can change what these tests see.
+SECRET = secrets.token_hex(16)
+# Read at import: the autouse fixture in conftest.py hides IVR_* variables from each test.
+REQUIRED = os.environ.get("IVR_REQUIRE_POSTGRES", "") not in ("", "0")
+
+
+# -- a PostgreSQL to test against -------------------------------------------------------------------
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """No PostgreSQL here: skip, unless this run requires the database tests (CI)."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (and IVR_REQUIRE_POSTGRES is set)")
+    pytest.skip(reason)
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    candidates = [Path(found[-1]).parent] if found else []
+    initdb = shutil.which("initdb")
+    candidates += [Path(initdb).parent] if initdb else []
+    for bin_dir in candidates:
+        if (bin_dir / "pg_ctl").is_file():
+            return bin_dir
+    _unavailable(
+        "no PostgreSQL to test against: set IVR_TEST_POSTGRES_URL to a database URL "
+        "(postgresql+psycopg://user:password@host:port/db) or install PostgreSQL (initdb, pg_ctl)"
+    )
+
+
+def _as_cluster_owner(args: list[str]) -> list[str]:
+    """`initdb` and `postgres` refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() != 0:
+        return args
+    if shutil.which("runuser") is None:
+        _unavailable("running as root and no `runuser` to start PostgreSQL as the postgres user")
+    return ["runuser", "-u", "postgres", "--", *args]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _run(args: list[str], what: str) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        pytest.fail(f"could not {what} (set IVR_TEST_POSTGRES_URL instead?):\n{done.stdout}{done.stderr}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database URL: the configured one, or a throwaway cluster's."""
+    configured = os.environ.get("IVR_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    bin_dir = _postgres_bin()
+    home = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
+    data = home / "data"
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres", "postgres")
+    user = "postgres" if os.geteuid() == 0 else getpass.getuser()
+    port = _free_port()
+    try:
+        _run(
+            _as_cluster_owner(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    user,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            ),
+            "initialise a PostgreSQL cluster",
+        )
+        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        _run(
+            _as_cluster_owner(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(home / "log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            "start PostgreSQL",
+        )
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user=user, dbname="postgres", autocommit=True
+            ) as connection:
+                connection.execute("CREATE DATABASE ivr_test")
+            yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/ivr_test"
+        finally:
+            subprocess.run(
+                _as_cluster_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
