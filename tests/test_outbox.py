@@ -158,18 +158,16 @@ def test_delivery_reports_are_recorded_and_must_be_signed(settings, clock):
     call = pin_call(app)
     [row] = Records(app).sms(call)
     report = {"MessageSid": row["provider_id"], "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID}
-    forged = call.request(f"{BASE}/sms/status")
     client = app.test_client()
-    assert (
-        client.post("/sms/status", data=report, headers={"X-Twilio-Signature": forged.signature}).status_code
-        == 403
-    )
-    from tests.calls import sign
+    url = f"{BASE}/sms/status"
 
-    signature = sign(TOKEN, f"{BASE}/sms/status", report)
-    assert (
-        client.post("/sms/status", data=report, headers={"X-Twilio-Signature": signature}).status_code == 204
-    )
+    def report_with(token: str) -> int:
+        signature = sign(token, url, report)
+        return client.post("/sms/status", data=report, headers={"X-Twilio-Signature": signature}).status_code
+
+    assert report_with("not-the-auth-token") == 403
+    assert Records(app).sms(call)[0]["delivery"] is None
+    assert report_with(TOKEN) == 204
     [row] = Records(app).sms(call)
     assert row["delivery"] == "delivered"
 
