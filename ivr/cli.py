@@ -19,7 +19,7 @@ from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ivr import misconfig
+from ivr import misconfig, operations
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         sub.set_defaults(run=run)
 
+    operations.register(commands, _app)
+
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
     table = flows.add_parser("table", help="the flow as a Markdown table (docs/call_flow.md)")
@@ -145,10 +147,20 @@ def _app() -> Flask:
 def _serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
+    from ivr import sweep
+    from ivr.web import MAX_BODY
+
     app = _app()
     settings: Settings = app.extensions["ivr.settings"]
     try:
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+        server = create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="ivr",
+            max_request_body_size=MAX_BODY,  # refused with 413 before the body is read
+        )
     except (OSError, ValueError) as error:  # waitress says ValueError for a host it cannot resolve
         raise misconfig.cannot_listen(args.host, args.port, error) from None
     logging.getLogger(__name__).info(
@@ -158,6 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.public_base_url,
         settings.data_dir.resolve(),
     )
+    sweep.start(app.extensions["ivr"], settings.sweep_interval_seconds)
     server.run()
     return 0
 

@@ -117,10 +117,10 @@ class Line:
             log.error("could not record the failed call: %s", without_values(error))
         return self.renderer.apology(languages, to_agent=True)
 
-    def note(self, call_sid: str, event: str, **detail: object) -> None:
+    def note(self, call_sid: str | None, event: str, **detail: object) -> None:
         """Write one event into the audit trail, if the store can take it."""
         try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
+            with self.store.transaction(self.clock(), call_sid or "") as tx:
                 tx.audit(call_sid, event, **detail)
         except Exception as error:
             log.error("could not audit %s: %s", event, without_values(error))
