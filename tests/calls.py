@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -392,3 +394,23 @@ class Records:
         backend = self.app.extensions["ivr"].services.backend
         with backend._engine.connect() as connection:  # the demo back end's own database
             return [dict(row._mapping) for row in connection.execute(sa.select(backend.pins))]
+
+
+def at_once(calls: Sequence[Call], act: Callable[[Call], object]) -> None:
+    """`act` on every call, each in its own thread, all released at the same moment."""
+    start = threading.Barrier(len(calls))
+    failures: list[BaseException] = []
+
+    def run(call: Call) -> None:
+        try:
+            start.wait(timeout=30)
+            act(call)
+        except BaseException as error:  # reported in the test's own thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures[0]

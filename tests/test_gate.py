@@ -7,9 +7,8 @@ Concurrency is real: threads post to the app at the same moment (a barrier relea
 from __future__ import annotations
 
 import secrets
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from ivr.ports import Document, DocumentType
 from ivr.questions import QUESTIONS
 from ivr.settings import Settings
 from ivr.store import attempts
-from tests.calls import Call, Clock, Records
+from tests.calls import Call, Clock, Records, at_once
 from tests.conftest import BASE, OPEN_TIME, TOKEN
 
 STORES = ["sqlite", "postgresql"]
@@ -61,26 +60,6 @@ def fresh_call(app: Flask, caller: str | None = None) -> Call:
     """A call with a SID no earlier test used (the PostgreSQL database outlives a test)."""
     caller = caller or f"+4521{secrets.randbelow(10**6):06d}"
     return Call(app, TOKEN, BASE, language="en", caller=caller, sid=f"CA{secrets.token_hex(16)}").dial()
-
-
-def at_once(calls: Sequence[Call], act: Callable[[Call], object]) -> None:
-    """`act` on every call, each in its own thread, all released at the same moment."""
-    start = threading.Barrier(len(calls))
-    failures: list[BaseException] = []
-
-    def run(call: Call) -> None:
-        try:
-            start.wait(timeout=30)
-            act(call)
-        except BaseException as error:  # reported in the test's own thread
-            failures.append(error)
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not failures, failures[0]
 
 
 def at_confirmation(app: Flask, document: Document, caller: str | None = None) -> Call:
