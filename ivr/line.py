@@ -106,13 +106,15 @@ class Line:
     def queue_exit(self, call_sid: str, caller: str | None) -> str:
         return self.renderer.goodbye(self._language(call_sid, caller))
 
-    def apology(self, call_sid: str | None, reason: str) -> str:
+    def apology(self, call_sid: str | None, caller: str | None, reason: str) -> str:
         """Last resort after an unexpected error: sorry, in the caller's language, then an agent
         who gets the call's context (whatever the store can still take)."""
         languages = self.engine.languages
         try:
             if call_sid:
-                languages = self._record_failure(call_sid, reason)
+                languages = self._record_failure(call_sid, caller, reason)
+        except CallerMismatch:
+            raise
         except Exception as error:  # the store itself may be what failed
             log.error("could not record the failed call: %s", without_values(error))
         return self.renderer.apology(languages, to_agent=True)
@@ -228,12 +230,12 @@ class Line:
         )
         tx.audit(state.call_sid, "escalated", reason=state.escalation_reason)
 
-    def _record_failure(self, call_sid: str, reason: str) -> tuple[str, ...]:
+    def _record_failure(self, call_sid: str, caller: str | None, reason: str) -> tuple[str, ...]:
         """Note the failure and hand the call to an agent with what we know; the languages to
         apologise in (every one while the caller has not chosen theirs)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
+            row = self._own_session(tx, call_sid, caller)
             tx.audit(call_sid, reason)
-            row = tx.session(call_sid)
             if row is None:  # the very first webhook failed: an agent still gets the call
                 state = CallState(call_sid=call_sid, caller_key="", step="unknown", escalation_reason=reason)
                 self._escalate(tx, state.model_copy(update={"language": self.engine.languages[0]}))

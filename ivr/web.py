@@ -114,7 +114,7 @@ def fallback() -> Response:
     """Twilio's Fallback URL: the primary failed, so apologise and queue for an agent."""
     form = _form()
     log.warning("Twilio called the fallback URL (Twilio error %s)", form.error_code)
-    return _twiml(_line().apology(form.call_sid, "twilio_fallback"))
+    return _twiml(_line().apology(form.call_sid, form.caller, "twilio_fallback"))
 
 
 @sms.post("/status")
@@ -150,4 +150,11 @@ def unexpected(error: Exception) -> Response | HTTPException:
         return Response(status=204)
     if request.endpoint not in FLOW_ROUTES:
         return _twiml(line.renderer.goodbye(line.engine.languages[0]))
-    return _twiml(line.apology(request.form.get("CallSid"), "application_error"))
+    try:
+        form = CallForm.parse(request.form.to_dict())
+    except ValidationError:  # no usable CallSid: an apology all the same
+        return _twiml(line.apology(None, None, "application_error"))
+    try:
+        return _twiml(line.apology(form.call_sid, form.caller, "application_error"))
+    except CallerMismatch as mismatch:
+        return wrong_caller(mismatch)

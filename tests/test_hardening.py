@@ -254,3 +254,13 @@ def test_a_secret_key_made_by_the_line_is_for_the_owner_only(settings, clock):
     key = settings.data_dir / "secret.key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert len(key.read_text()) == 64
+
+
+def test_the_fallback_url_for_a_call_from_another_number_changes_nothing(dial, records):
+    call = dial("en").choose_language()
+    before = records.session(call)
+    thief = Call(call.app, TOKEN, BASE, language="en", caller="+4599999999", sid=call.sid)
+    thief.post(f"{BASE}/voice/fallback", ErrorCode="11200")
+    assert thief.status == 403
+    assert records.session(call) == before
+    assert records.escalations(call) == []
