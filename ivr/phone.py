@@ -179,9 +179,9 @@ class _Phone:
         """The caller's keys for one Gather, "" for silence, None when the caller hangs up."""
         while True:
             if self.interactive:
+                self.at_prompt = True  # before the prompt: a Ctrl-C may come as soon as it shows
                 self.out.write("keys> ")
                 self.out.flush()
-                self.at_prompt = True
             entry = next(self.keys, None)
             self.at_prompt = False
             if entry is None:
