@@ -13,7 +13,7 @@ DERIVED_URL := $(if $(or $(IVR_PUBLIC_BASE_URL),$(URL_IN_ENV_FILE)),,IVR_PUBLIC_
 # come from IVR_OPENING_HOURS (see README); without it the line keeps the default office hours.
 DEMO_HOURS := {"weekly":{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23:59","thu":"00:00-23:59","fri":"00:00-23:59","sat":"00:00-23:59","sun":"00:00-23:59"},"holiday_regions":[]}
 
-.PHONY: install install-dev run test lint bench clean
+.PHONY: install install-dev run test lint bench clean test-slow
 
 # `install`: what the line needs to run (with the PostgreSQL driver, for IVR_DATABASE_URL).
 # `install-dev`: that, plus linters, type checker and test tools, for `make test` and `make lint`.
@@ -44,6 +44,10 @@ lint: install-dev
 test: lint
 	$(BIN)/ivr flows check
 	$(BIN)/pytest
+
+# Statistics over a thousand calls and the like: CI runs them after `make test`.
+test-slow: install-dev
+	$(BIN)/pytest -m slow
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -201,6 +201,7 @@ def kinds_asked(app: Flask, document: Document) -> list[str]:
     return asked
 
 
+@pytest.mark.slow
 def test_which_questions_are_asked_does_not_depend_on_the_case(tmp_path, request):
     """Over 1,040 calls: documents that exist (with every fact), that exist with facts missing,
     that do not exist, and whose holder is locked, are asked the same kinds with the same odds.
