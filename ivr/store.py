@@ -67,7 +67,7 @@ sms_outbox = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("key", sa.String(128), nullable=False, unique=True),
     sa.Column("call_sid", sa.String(64), nullable=False),
-    sa.Column("to", sa.String(32), nullable=False),  # masked: "+45 •• •• •• 51"
+    sa.Column("to", sa.String(32), nullable=False),  # masked: "+45 …51"
     sa.Column("body", sa.Text, nullable=False),  # what kind of message, never its text (a PIN)
     sa.Column("status", sa.String(16), nullable=False),  # pending, sending, sent, failed, unknown
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
