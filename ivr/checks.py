@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ivr.questions import NONE, QUESTIONS
+from ivr.questions import QUESTIONS
 
 
 def _digits(length: int) -> Callable[[str], bool]:
@@ -22,6 +22,4 @@ def answer_is_well_formed(kind: str, keys: str) -> bool:
     question = QUESTIONS[kind]
     if not keys.isdigit():
         return False
-    if question.may_be_none and keys == NONE:
-        return True
     return len(keys) == question.digits if question.digits else 1 <= len(keys) <= question.max_digits

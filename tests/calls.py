@@ -29,7 +29,7 @@ from ivr.flows import Flow, InputStep, MenuStep, QuestionStep
 from ivr.phone import FlaskTransport
 from ivr.ports import Document, DocumentType
 from ivr.prompts import Catalog, Slot
-from ivr.questions import QUESTIONS
+from ivr.questions import QUESTIONS, expected
 from ivr.state import CallState
 from ivr.twilio_caller import Request, TwilioCall
 
@@ -290,8 +290,9 @@ class Call:
 
     def answer(self, person: DemoPerson | None, right: bool = True) -> Call:
         """Answer the question being asked as `person` (None: a stranger), rightly or wrongly."""
-        question = QUESTIONS[self.current_question()]
-        truth = question.fact(person.person) if person else None
+        kind = self.current_question()
+        question = QUESTIONS[kind]
+        truth = expected(kind, person.person) if person else None
         answer = truth if truth and right else _wrong(truth, question.digits)
         return self.press(answer + ("" if question.digits else "#"))
 
