@@ -101,16 +101,20 @@ def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done
         tx.audit(state.call_sid, "pin_refused_recent_mobile")
         days = str(round(s.mobile_quarantine / dt.timedelta(days=1)))
         return Done("mobile_recently_changed", state, {"quarantine_days": days})
-    pin = s.backend.issue_temporary_pin(person.cpr, request_key=f"{state.call_sid}:temporary_pin")
-    if pin is None:
-        return Done("already_issued", state)
-    language = s.catalog[state.language]
-    expires = language.moment(pin.expires_at, zone_of(account.mobile))
-    body = language.sms_text("temporary_pin", code=pin.code, expires=expires)
-    message = OutgoingSms(f"{state.call_sid}:temporary_pin", account.mobile, body)
-    tx.add_sms(message, state.call_sid, "temporary_pin")
-    tx.audit(state.call_sid, "pin_issued")
-    slots = {"mobile_last_digits": Spelled(account.mobile[-2:])}
+    key, mobile, language = f"{state.call_sid}:temporary_pin", account.mobile, s.catalog[state.language]
+
+    def compose() -> str | None:
+        """Issue the PIN, once the call has been saved as ordering it: no PIN that was never
+        sent can stand in the way of a retry, and none is issued twice (the key guards it)."""
+        pin = s.backend.issue_temporary_pin(person.cpr, request_key=key)
+        if pin is None:
+            return None
+        expires = language.moment(pin.expires_at, zone_of(mobile))
+        return language.sms_text("temporary_pin", code=pin.code, expires=expires)
+
+    tx.add_sms(OutgoingSms(key, mobile, compose), state.call_sid, "temporary_pin")
+    tx.audit(state.call_sid, "pin_ordered")
+    slots = {"mobile_last_digits": Spelled(mobile[-2:])}
     return Done("issued", state.model_copy(update={"pin_issued": True}), slots)
 
 

@@ -74,7 +74,12 @@ class Outbox:
         if message is None or message.key != key:
             return self._finish(key, status="failed", error="its text was lost unsent")
         try:
-            provider_id = self.sender.send(message.to, message.body)
+            body = message.compose()
+            if body is None:
+                return self._finish(
+                    key, status="failed", error="an attempt that did not finish issued its PIN"
+                )
+            provider_id = self.sender.send(message.to, body)
         except DeliveryUnknown as error:
             log.warning("SMS %s: %s", key, error)
             return self._finish(key, status="unknown", error=str(error)[:200])

@@ -220,7 +220,7 @@ def test_a_scripted_call_gets_a_temporary_pin_by_sms(line: Shell) -> None:
     assert code.group(0) not in done.stdout
     audit = line.run("audit", "--json")
     assert audit.returncode == 0, audit.stderr
-    assert "pin_issued" in audit.stdout
+    assert "sms_sent" in audit.stdout
     for secret in (code.group(0), "100000001", "0503851234"):
         assert secret not in audit.stdout
 
