@@ -160,6 +160,10 @@ def _serve(args: argparse.Namespace) -> int:
             threads=args.threads,
             ident="ivr",
             max_request_body_size=MAX_BODY,  # refused with 413 before the body is read
+            # Webhooks are short: idle connections are dropped soon, and there is room for many,
+            # so a crowd of silent connections cannot hold the line (a proxy in front helps more).
+            connection_limit=1000,
+            channel_timeout=15,
         )
     except (OSError, ValueError) as error:  # waitress says ValueError for a host it cannot resolve
         raise misconfig.cannot_listen(args.host, args.port, error) from None

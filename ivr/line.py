@@ -78,7 +78,7 @@ class Line:
             row = self._own_session(tx, call_sid, caller)
             if row is None:
                 log.warning("keys for a call the line does not know")
-                return self.renderer.apology(self.engine.languages, to_agent=False)
+                return self._unknown_call(tx, call_sid)
             state = CallState.model_validate_json(row.state)
             if state.ended or turn != row.turn:
                 tx.audit(call_sid, "stale_webhook_ignored")
@@ -143,7 +143,8 @@ class Line:
                 if row is not None and not row.ended:
                     self._scrub(tx, row, "call_swept")
         self.outbox.resolve_stale()
-        self.store.checkpoint()
+        if not self.store.checkpoint():
+            log.warning("the write-ahead log was busy; the next sweep folds it")
         return len(call_sids)
 
     # -- one webhook ---------------------------------------------------------------------------
@@ -213,6 +214,19 @@ class Line:
         tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
         tx.audit(state.call_sid, event, step=state.step, **detail)
 
+    def _unknown_call(self, tx: Tx, call_sid: str) -> str:
+        """Keys for a call the line has no record of (its store was lost or wiped): sorry, and
+        an agent, who gets what little there is to know."""
+        tx.audit(call_sid, "call_not_found")
+        self._escalate_unknown(tx, call_sid, "call_not_found")
+        return self.renderer.apology(self.engine.languages, to_agent=True)
+
+    def _escalate_unknown(self, tx: Tx, call_sid: str, reason: str) -> None:
+        """Hand over a call the line knows nothing about (its first webhook failed, or its
+        record is gone)."""
+        state = CallState(call_sid=call_sid, caller_key="", step="unknown", escalation_reason=reason)
+        self._escalate(tx, state.model_copy(update={"language": self.engine.languages[0]}))
+
     def _escalate(self, tx: Tx, state: CallState) -> None:
         number = state.collected.get("document_number")
         document = None
@@ -237,8 +251,7 @@ class Line:
             row = self._own_session(tx, call_sid, caller)
             tx.audit(call_sid, reason)
             if row is None:  # the very first webhook failed: an agent still gets the call
-                state = CallState(call_sid=call_sid, caller_key="", step="unknown", escalation_reason=reason)
-                self._escalate(tx, state.model_copy(update={"language": self.engine.languages[0]}))
+                self._escalate_unknown(tx, call_sid, reason)
                 return self.engine.languages
             state = CallState.model_validate_json(row.state)
             step = self.engine.flow.steps.get(state.step)

@@ -125,10 +125,14 @@ def check_database_urls(settings: Settings) -> None:
     for field in ("database_url", "demo_backend_database_url"):
         value = getattr(settings, field)
         try:
-            if value is not None:
-                make_url(value).get_dialect()
+            if value is not None and make_url(value).get_dialect().name not in ("sqlite", "postgresql"):
+                raise NoSuchModuleError("not SQLite or PostgreSQL")
         except (ArgumentError, NoSuchModuleError) as error:
-            problem = "names an unknown database" if isinstance(error, NoSuchModuleError) else "is not a URL"
+            problem = (
+                "names a database the line does not run on (SQLite or PostgreSQL)"
+                if isinstance(error, NoSuchModuleError)
+                else "is not a URL"
+            )
             raise Misconfigured(
                 f"ivr: {variable(field)} {problem}.",
                 f"ivr: fix: set it to a SQLAlchemy URL such as postgresql+psycopg://user:password@host/db, "
@@ -141,7 +145,7 @@ def cannot_open(error: Exception) -> Misconfigured:
     if isinstance(error, OSError):
         return Misconfigured(
             f"ivr: cannot use {error.filename or 'a file'}: {error.strerror or error}.",
-            f"ivr: fix: check IVR_DATA_DIR, IVR_FLOWS_DIR and IVR_PROMPTS_DIR {WHERE}.",
+            f"ivr: fix: check IVR_DATA_DIR, IVR_DATABASE_URL, IVR_FLOWS_DIR and IVR_PROMPTS_DIR {WHERE}.",
         )
     problem = str(getattr(error, "orig", None) or error).splitlines()[0]
     return Misconfigured(

@@ -91,7 +91,7 @@ class Outbox:
 
     def record_delivery(self, provider_id: str, status: str) -> bool:
         """The provider's delivery report for one of our SMS; False when no row has that id."""
-        values = {"delivery": status[:16], "delivery_at": self.clock()}
+        values = {"delivery": status, "delivery_at": self.clock()}
         with self.store.connection() as connection:
             query = sa.update(sms_outbox).where(sms_outbox.c.provider_id == provider_id).values(values)
             return bool(connection.execute(query).rowcount)

@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("twilio_auth_token")
+    @classmethod
+    def _a_real_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty: anyone could sign webhooks; give the Twilio account's auth token")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _a_real_key(cls, value: SecretStr | None) -> SecretStr | None:
+        key = value.get_secret_value() if value is not None else None
+        if key is not None and (len(key.strip()) < 32 or "change-me" in key):
+            raise ValueError(
+                "must be at least 32 random characters (e.g. `python3 -c 'import secrets; "
+                "print(secrets.token_hex(32))'`), or unset to keep one in the data directory"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.questions_pass_mark > self.questions_asked:

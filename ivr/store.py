@@ -75,7 +75,7 @@ sms_outbox = sa.Table(
     sa.Column("provider_id", sa.String(64)),
     sa.Column("error", sa.String(200)),
     sa.Column("claimed_at", sa.DateTime(timezone=True)),
-    sa.Column("delivery", sa.String(16)),  # the provider's last word: delivered, undelivered, ...
+    sa.Column("delivery", sa.String(32)),  # the provider's last word: delivered, undelivered, ...
     sa.Column("delivery_at", sa.DateTime(timezone=True)),
     sa.Index("ix_sms_outbox_provider_id", "provider_id"),
 )
@@ -248,14 +248,21 @@ class Store:
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
         """Fold SQLite's write-ahead log into the database and empty it (values cleared in the
-        database are then gone from the log too)."""
-        if self.sqlite:
-            with self._write_lock or nullcontext(), self.engine.connect() as connection:
-                # On the driver's own connection: outside any transaction, as SQLite requires.
-                driver: Any = connection.connection.driver_connection
-                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        database are then gone from the log too). False when a reader kept it from finishing
+        within a second: webhooks are not held up for it, and the next sweep tries again."""
+        if not self.sqlite:
+            return True
+        with self._write_lock or nullcontext(), self.engine.connect() as connection:
+            # On the driver's own connection: outside any transaction, as SQLite requires.
+            driver: Any = connection.connection.driver_connection
+            driver.execute("PRAGMA busy_timeout = 1000")
+            try:
+                busy, _, _ = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                driver.execute("PRAGMA busy_timeout = 30000")
+        return not busy
 
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:

@@ -73,4 +73,4 @@ class MessageStatusForm(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     message_sid: str = Field(alias="MessageSid", min_length=1, max_length=64)
-    message_status: str = Field(alias="MessageStatus", min_length=1, max_length=16)
+    message_status: str = Field(alias="MessageStatus", min_length=1, max_length=32)

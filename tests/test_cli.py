@@ -518,7 +518,7 @@ def test_a_public_url_with_the_demo_token_is_refused_in_two_lines(shell: Shell) 
 def test_secrets_are_never_repeated(shell: Shell) -> None:
     secrets_given = {
         "IVR_TWILIO_AUTH_TOKEN": REAL_LOOKING_TOKEN,
-        "IVR_SECRET_KEY": "my-secret-key-value",
+        "IVR_SECRET_KEY": "my-secret-key-value-long-enough-for-the-line-0123",
         "IVR_DATABASE_URL": f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr",
     }
     done = shell.run("audit", IVR_QUESTIONS_ASKED="0", **secrets_given)  # one bad, plain setting

@@ -328,7 +328,7 @@ def test_create_app_refuses_to_start_with_broken_definitions(
     else:
         copy.edit(copy.prompt_file("en"), drop_prompt("goodbye"))
     settings = Settings(
-        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k"
+        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k" * 32
     )
     with pytest.raises(DefinitionError, match="passport_number|goodbye"):
         create_app(settings)
@@ -336,7 +336,7 @@ def test_create_app_refuses_to_start_with_broken_definitions(
 
 def test_create_app_starts_with_the_copied_definitions(copy: Definitions, tmp_path: Path) -> None:
     settings = Settings(
-        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k"
+        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k" * 32
     )
     assert create_app(settings).extensions["ivr"].engine.flow.name == "support"
 

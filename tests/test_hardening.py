@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -264,3 +265,67 @@ def test_the_fallback_url_for_a_call_from_another_number_changes_nothing(dial, r
     assert thief.status == 403
     assert records.session(call) == before
     assert records.escalations(call) == []
+
+
+def test_a_reader_holding_the_log_delays_the_fold_not_the_line(app, clock, dial, cases, settings):
+    """The sweep's checkpoint gives up within a second while a reader holds the log (the next
+    sweep folds it), instead of holding every webhook up for half a minute."""
+    line = app.extensions["ivr"]
+    person = cases["passport_and_licence"]
+    dial("en").reach("question", person).hang_up()
+    clock.advance(hours=3)
+    reader = line.store.engine.connect().execution_options(read_only=True)
+    reader.exec_driver_sql("SELECT count(*) FROM call_sessions").scalar()  # holds a snapshot
+    try:
+        started = time.monotonic()
+        line.sweep()
+        assert time.monotonic() - started < 5
+        assert dial("en").said == ["choose_language", "choose_language"]  # the line answers
+    finally:
+        reader.close()
+    line.sweep()
+    number = person.person.documents[0].number.encode()
+    for path in settings.data_dir.iterdir():
+        assert number not in path.read_bytes(), path.name
+
+
+def test_keys_for_a_call_the_line_has_no_record_of_reach_an_agent_with_a_reason(app, records):
+    call = Call(app, TOKEN, BASE, language="en", sid="CA" + "7" * 32)
+    call.post(f"{BASE}/voice/keys?turn=3", Digits="1")
+    assert call.status == 200
+    assert call.said == ["apology", "transfer", "apology", "transfer"]
+    assert call.queued
+    assert records.escalation(call)["reason"] == "call_not_found"
+
+
+def test_every_delivery_status_twilio_sends_is_recorded(settings, clock, dial, cases, records):
+    call = dial("en").choose_language().identify(cases["ordinary"], "temporary_pin")
+    call.answer_questions(cases["ordinary"])
+    [row] = records.sms(call)
+    report = {"MessageSid": row["provider_id"], "MessageStatus": "partially_delivered"}
+    signature = sign(TOKEN, f"{BASE}/sms/status", report)
+    client = call.app.test_client()
+    assert (
+        client.post("/sms/status", data=report, headers={"X-Twilio-Signature": signature}).status_code == 204
+    )
+    assert records.sms(call)[0]["delivery"] == "partially_delivered"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("twilio_auth_token", ""),
+        ("twilio_auth_token", "   "),
+        ("secret_key", ""),
+        ("secret_key", "short"),
+        ("secret_key", "change-me-to-64-random-hex-characters"),
+    ],
+)
+def test_a_line_does_not_start_with_an_empty_token_or_a_guessable_key(tmp_path, setting, value):
+    from pydantic import ValidationError
+
+    from ivr.settings import Settings
+
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path, public_base_url="https://ivr.example.dk", **{setting: value})
+    assert setting in str(refused.value)
