@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 
 from ivr import create_app, migrations
 from ivr.adapters import demo_tables
+from ivr.cli import main
 from ivr.migrations import DEMO, LINE, History
 from ivr.settings import Settings
 from ivr.store import make_engine, sms_outbox
@@ -358,3 +359,39 @@ def test_the_line_starts_on_a_data_dir_made_by_an_older_version(tmp_path, engine
     assert line.outbox.sender.received() == {}  # the demo SMS inbox exists now
     assert _at(line.store.engine, LINE) == migrations.head(LINE)
     assert _at(line.services.backend._engine, DEMO) == migrations.head(DEMO)
+
+
+# -- ivr db -----------------------------------------------------------------------------------------
+
+
+def test_ivr_db_current_and_upgrade_on_a_data_dir_made_by_an_older_version(
+    tmp_path, engines, monkeypatch, capsys
+) -> None:
+    data = tmp_path / "var"
+    monkeypatch.setenv("IVR_DATA_DIR", str(data))
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out.count("no database yet") == 2
+    assert not data.exists()  # looking makes nothing
+
+    data.mkdir(mode=0o700)
+    _old_store(engines(f"sqlite:///{data / 'ivr.sqlite3'}"))
+    assert main(["db", "current"]) == 0
+    line, demo = capsys.readouterr().out.splitlines()
+    assert line.startswith("the line's store (IVR_DATABASE_URL): made before migrations")
+    assert demo.endswith("no database yet (the line makes it at start, or `ivr db upgrade`)")
+
+    head = migrations.head(LINE)
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"the line's store (IVR_DATABASE_URL): revision {head} (head), upgraded from the schema "
+        "before migrations (revision 0001)",
+        f"the demo outside systems (IVR_DEMO_BACKEND_DATABASE_URL): revision {migrations.head(DEMO)} "
+        "(head), made new",
+    ]
+    assert main(["db", "current"]) == 0
+    assert (
+        capsys.readouterr().out.splitlines()[0]
+        == f"the line's store (IVR_DATABASE_URL): revision {head} (head)"
+    )
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out.count("(head), as it was") == 2
