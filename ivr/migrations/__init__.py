@@ -145,9 +145,10 @@ def made_before_migrations(connection: sa.Connection, history: History) -> str |
 def upgrade(engine: sa.Engine, history: History) -> str:
     """Bring the database to the history's head, in one transaction; return the revision."""
     target = head(history)
-    with engine.begin() as connection:
+    with engine.connect().execution_options(read_only=True) as connection:  # SQLite: no write lock
         if current(connection, history) == target:  # the usual start: nothing to do
             return target
+    with engine.begin() as connection:
         serialise(connection, history)
         was = current(connection, history)  # again, now that no other process is upgrading
         if was == target:
