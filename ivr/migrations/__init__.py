@@ -157,11 +157,12 @@ def upgrade(engine: sa.Engine, history: History) -> str:
         if legacy:
             _context(connection, history).stamp(script(history), legacy)
         _upgrade(connection, history)
-    if was is None and not legacy:
-        log.debug("%s made at revision %s", history.what, target)  # a new database: nothing to say
+    if was:
+        log.info("%s: upgraded from revision %s to %s", history.what, was, target)
+    elif legacy:
+        log.info("%s: made before migrations (as revision %s), now at %s", history.what, legacy, target)
     else:
-        since = f"revision {was}" if was else "its tables as made before migrations"
-        log.info("%s upgraded from %s to revision %s", history.what, since, target)
+        log.debug("%s: made at revision %s", history.what, target)  # a new database: nothing to say
     return target
 
 
