@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from ivr import definitions
+from ivr import definitions, migrations
 from ivr.actions import Services
 from ivr.adapters.demo_backend import DemoMitIdBackend
 from ivr.adapters.demo_people import DemoPerson, generate_people
@@ -55,7 +55,7 @@ def create_app(
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
     settings.private_data_dir()
     store = Store(make_engine(settings.sqlalchemy_url))
-    store.create()
+    store.upgrade()
     secret_key = settings.secret_key_bytes()
     people = demo_people(settings.demo_seed, settings.demo_people, clock().date())
     demo_engine = _demo_engine(settings) if backend is None or sms is None else None
@@ -113,12 +113,10 @@ def _policy(settings: Settings) -> Policy:
 
 
 def _demo_engine(settings: Settings) -> sa.Engine:
-    """The database of the demo outside systems (MitID back end, SMS network)."""
-    url = (
-        settings.demo_backend_database_url
-        or f"sqlite:///{settings.data_dir.resolve() / 'mitid-demo.sqlite3'}"
-    )
-    return make_engine(url)
+    """The database of the demo outside systems (MitID back end, SMS network), migrated."""
+    engine = make_engine(settings.demo_sqlalchemy_url)
+    migrations.upgrade(engine, migrations.DEMO)
+    return engine
 
 
 def _demo_backend(

@@ -19,7 +19,7 @@ from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ivr import misconfig, operations
+from ivr import db_cli, misconfig, operations
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
@@ -123,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
 
     operations.register(commands, _app)
+    db_cli.register(commands)
 
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)

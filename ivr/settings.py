@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         """The store's URL: the configured one, or SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ivr.sqlite3'}"
 
+    @property
+    def demo_sqlalchemy_url(self) -> str:
+        """The demo outside systems' URL (MitID back end, SMS network): configured, or SQLite."""
+        return self.demo_backend_database_url or f"sqlite:///{self.data_dir.resolve() / 'mitid-demo.sqlite3'}"
+
     def private_data_dir(self) -> Path:
         """The data directory, made if missing, readable by its owner only."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

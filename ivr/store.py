@@ -3,6 +3,8 @@
 SQLAlchemy Core, so the same code runs on the embedded SQLite default and on PostgreSQL.
 A webhook runs in one `Store.transaction()`: the call is locked for its length, so a
 retried or concurrent webhook of the same call waits and then sees the turn already taken.
+The tables below are made and changed by the migrations in `ivr/migrations/line`
+(`Store.upgrade()`, at every start); a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -244,9 +246,11 @@ class Store:
         self._write_lock = threading.Lock() if self.sqlite else None
         self._call_locks = [threading.Lock() for _ in range(64)]
 
-    def create(self) -> None:
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+    def upgrade(self) -> str:
+        """Bring the store's schema to the newest migration (ivr/migrations/line); its revision."""
+        from ivr import migrations
+
+        return migrations.upgrade(self.engine, migrations.LINE)
 
     def checkpoint(self) -> bool:
         """Fold SQLite's write-ahead log into the database and empty it (values cleared in the
@@ -295,15 +299,3 @@ class Store:
                 {k: _aware(v) if isinstance(v, dt.datetime) else v for k, v in row._mapping.items()}
                 for row in result
             ]
-
-
-def _add_missing_columns(engine: sa.Engine) -> None:
-    """Add the nullable columns a store made by an earlier version lacks (until migrations)."""
-    with engine.begin() as connection:
-        inspector = sa.inspect(connection)
-        for table in metadata.tables.values():
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.nullable:
-                    kind = column.type.compile(engine.dialect)
-                    connection.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
