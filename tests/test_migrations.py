@@ -353,7 +353,7 @@ def test_the_line_starts_on_a_data_dir_made_by_an_older_version(tmp_path, engine
     data.mkdir(mode=0o700)
     _old_store(engines(f"sqlite:///{data / 'ivr.sqlite3'}"))
     _old_demo(engines(f"sqlite:///{data / 'mitid-demo.sqlite3'}"))
-    settings = Settings(data_dir=data, public_base_url=BASE, twilio_auth_token=TOKEN, secret_key="k")
+    settings = Settings(data_dir=data, public_base_url=BASE, twilio_auth_token=TOKEN, secret_key="k" * 32)
     line = create_app(settings, clock=Clock(OPEN_TIME)).extensions["ivr"]
     assert [row["provider_id"] for row in line.store.rows(sms_outbox)] == ["SMold1"]
     assert line.outbox.sender.received() == {}  # the demo SMS inbox exists now

@@ -28,7 +28,7 @@ INDEX = "ix_sms_outbox_provider_id"
 def columns() -> list[sa.Column[object]]:
     return [
         sa.Column("claimed_at", sa.DateTime(timezone=True)),
-        sa.Column("delivery", sa.String(16)),
+        sa.Column("delivery", sa.String(32)),
         sa.Column("delivery_at", sa.DateTime(timezone=True)),
     ]
 
