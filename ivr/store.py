@@ -61,6 +61,34 @@ escalations = sa.Table(
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("document", sa.String(64)),
     sa.Column("step", sa.String(64), nullable=False),
+    # The agents' desk: where the hand-over is. NULL or "waiting" (in the queue), "connecting"
+    # (an agent took it; the caller is being put through), "connected", "finished", "abandoned".
+    sa.Column("status", sa.String(16)),
+    sa.Column("agent", sa.String(64)),  # the username of the agent who took it
+    sa.Column("queue_sid", sa.String(64)),  # Twilio's queue, as its wait URL requests name it
+    sa.Column("put_through_at", sa.DateTime(timezone=True)),
+    sa.Column("connected_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(32)),  # user_id_given, pin_sent, citizen_service, other
+    sa.Column("note", sa.Text),
+    sa.Index("ix_escalations_status", "status"),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # agent, supervisor
+    sa.Column("phone", sa.String(32)),  # E.164: where a taken call is put through
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id
+    sa.Column("agent_code_hash", sa.Text),  # argon2id of the code an agent keys when phoning in
+    sa.Column("status", sa.String(16), nullable=False),  # available, away, busy
+    sa.Column("language", sa.String(8), nullable=False),  # the desk's language for this agent
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 sms_outbox = sa.Table(
