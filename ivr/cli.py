@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from ivr import db_cli, misconfig, operations
+from ivr.desk import commands as desk_commands
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
 
     operations.register(commands, _app)
+    desk_commands.register(commands, _port, _threads)
     db_cli.register(commands)
 
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
 
     opening_hours: OpeningHours = OpeningHours()
 
+    desk_base_url: str = "http://127.0.0.1:8081"
+    """Where agents reach the agents' desk (`ivr desk`); https makes its cookies Secure."""
+    desk_idle_minutes: float = Field(15, gt=0)
+    """An agent's session ends after this long without a request."""
+    desk_sign_in_failures: int = Field(5, ge=1)
+    """Sign-ins one username may try in 15 minutes before the desk refuses more."""
+
     demo_backend_database_url: str | None = None
     demo_seed: int = 2026
     demo_people: int = Field(1000, ge=20)

@@ -91,6 +91,20 @@ agents = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+desk_verifications = sa.Table(
+    "desk_verifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), nullable=False, unique=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("document_type", sa.String(32), nullable=False),
+    sa.Column("document_number", sa.String(32)),  # only until the desk is done with the call
+    sa.Column("progress", sa.Text, nullable=False),  # a `Verification`: counts, never answers
+    sa.Column("outcome", sa.String(16)),  # verified, not_verified
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 sms_outbox = sa.Table(
     "sms_outbox",
     metadata,
