@@ -4,6 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
+DESK_PORT ?= 8081
 # The line's public URL (what Twilio and `ivr call` reach, and sign): IVR_PUBLIC_BASE_URL when set
 # in the environment or .env, else derived from HOST and PORT (a wildcard HOST on loopback).
 LOCAL_HOST := $(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(if $(filter ::,$(HOST)),[::1],$(HOST)))
@@ -32,7 +33,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	touch $@
 
+# The line, and the agents' desk beside it on loopback (stopped when the line stops).
 run: install
+	@$(BIN)/ivr desk --host 127.0.0.1 --port $(DESK_PORT) & desk=$$!; \
+	trap 'kill $$desk 2>/dev/null' EXIT INT TERM; \
+	echo "The agents' desk: http://127.0.0.1:$(DESK_PORT)/sign-in (add an agent: .venv/bin/ivr agents add NAME --role supervisor)"; \
 	IVR_OPENING_HOURS='$(or $(IVR_OPENING_HOURS),$(DEMO_HOURS))' $(DERIVED_URL) \
 		$(BIN)/ivr serve --host $(HOST) --port $(PORT)
 
