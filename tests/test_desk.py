@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 
 from ivr.adapters.demo_people import DemoPerson
+from ivr.cli import main
 from ivr.desk import create_desk
 from ivr.desk.queue import Queue
 from ivr.questions import expected
@@ -388,3 +391,17 @@ def test_no_page_shows_a_cpr_number_a_full_document_number_or_a_pin(
         for secret in secrets:
             assert secret not in page
     assert all(row["document_number"] is None for row in records.rows("desk_verifications"))
+
+
+def test_ivr_agents_add_reads_the_password_from_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a password from stdin\n"))
+    assert main(["agents", "add", "eva", "--role", "supervisor", "--name", "Eva"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["agents", "add", "finn"]) == 1
+    assert main(["agents", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "added supervisor eva" in out and "Eva" in out and "finn" not in out
+    assert "a password from stdin" not in out
