@@ -27,7 +27,7 @@ from ivr.outbox import Outbox
 from ivr.ports import OutgoingSms
 from ivr.prompts import Spelled
 from ivr.state import CallState
-from ivr.store import Conflict, Store, Tx, call_sessions
+from ivr.store import Conflict, Store, Tx, call_sessions, desk_verifications
 from ivr.twiml import Renderer
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,12 @@ class Line:
                 row = tx.session(call_sid)
                 if row is not None and not row.ended:
                     self._scrub(tx, row, "call_swept")
+        with self.store.connection() as connection:  # the desk's verifications left unfinished
+            d = desk_verifications.c
+            forgotten = sa.update(desk_verifications).where(
+                d.document_number.isnot(None), d.updated_at < before
+            )
+            connection.execute(forgotten.values(document_number=None))
         self.outbox.resolve_stale()
         if not self.store.checkpoint():
             log.warning("the write-ahead log was busy; the next sweep folds it")
@@ -212,6 +218,7 @@ class Line:
         reply may spell the document number or the user ID)."""
         state = CallState.model_validate_json(row.state).scrubbed()
         tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
+        tx.forget_desk_document(state.call_sid)  # the agent on the call cannot go on with it either
         tx.audit(state.call_sid, event, step=state.step, **detail)
 
     def _unknown_call(self, tx: Tx, call_sid: str) -> str:

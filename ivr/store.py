@@ -246,6 +246,13 @@ class Tx:
         row = {"key": message.key, "call_sid": call_sid, "to": masked(message.to), "body": kind}
         self.writes.append(sa.insert(sms_outbox).values(created_at=self.now, status="pending", **row))
 
+    def forget_desk_document(self, call_sid: str) -> None:
+        """The call is over: the desk's verification of it keeps no document number."""
+        d = desk_verifications.c
+        self.writes.append(
+            sa.update(desk_verifications).where(d.call_sid == call_sid).values(document_number=None)
+        )
+
     def audit(self, call_sid: str | None, name: str, **detail: object) -> None:
         text = json.dumps(detail, sort_keys=True)
         self.writes.append(

@@ -405,3 +405,49 @@ def test_ivr_agents_add_reads_the_password_from_standard_input(
     out = capsys.readouterr().out
     assert "added supervisor eva" in out and "Eva" in out and "finn" not in out
     assert "a password from stdin" not in out
+
+
+def test_the_desk_keeps_no_document_number_once_the_call_has_ended_or_gone_stale(
+    app, settings, clock, dial, cases
+):
+    """The end-of-call status, and the sweep for calls that never got one, clear the document
+    number the agent keyed in (the desk cannot go on with a call that is over)."""
+    import sqlalchemy as sa
+
+    from ivr.store import desk_verifications
+
+    line = app.extensions["ivr"]
+    rows = []
+    for ended in (True, False):
+        call = dial("en").choose_language().press("3")
+        with line.store.connection() as connection:
+            connection.execute(
+                sa.insert(desk_verifications).values(
+                    call_sid=call.sid,
+                    agent="anna",
+                    document_type="passport",
+                    document_number="100000001",
+                    progress="{}",
+                    started_at=clock.now,
+                    updated_at=clock.now,
+                )
+            )
+        if ended:
+            call.hang_up()
+        rows.append(call.sid)
+    with line.store.connection() as connection:
+        kept = dict(
+            connection.execute(
+                sa.select(desk_verifications.c.call_sid, desk_verifications.c.document_number)
+            ).all()
+        )
+    assert kept == {rows[0]: None, rows[1]: "100000001"}
+    clock.advance(hours=3)
+    line.sweep()
+    with line.store.connection() as connection:
+        kept = dict(
+            connection.execute(
+                sa.select(desk_verifications.c.call_sid, desk_verifications.c.document_number)
+            ).all()
+        )
+    assert kept == {rows[0]: None, rows[1]: None}
