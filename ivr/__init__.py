@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from ivr import definitions, migrations
+from ivr import call_control_adapters, definitions, migrations
 from ivr.actions import Services
 from ivr.adapters.demo_backend import DemoMitIdBackend
 from ivr.adapters.demo_people import DemoPerson, generate_people
@@ -83,6 +83,7 @@ def create_app(
     app.extensions["ivr"] = line
     app.extensions["ivr.settings"] = settings
     app.extensions["ivr.people"] = people
+    app.extensions["ivr.call_control"] = call_control_adapters.make(settings, store, clock)
     app.extensions["ivr.validator"] = RequestValidator(settings.twilio_auth_token.get_secret_value())
     app.extensions["ivr.public_base_url"] = settings.public_base_url
     from ivr import web
