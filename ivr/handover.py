@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ivr.prompts import Slot, Spelled
 from ivr.store import Tx, agents, escalations
 
 WAITING = ("waiting", None)
@@ -38,6 +39,21 @@ def agent(tx: Tx | sa.Connection, username: str | None) -> sa.Row[Any] | None:
 def is_put_through(row: sa.Row[Any] | None) -> bool:
     """Whether an agent took the call and the call control sent the caller their way."""
     return row is not None and row.status == "connecting" and row.put_through_at is not None
+
+
+def context(row: sa.Row[Any] | dict[str, Any]) -> list[tuple[str, dict[str, Slot]]]:
+    """The whisper's prompt keys for an escalation: the caller's language, what they called
+    about, whether they were verified, and the masked document (its type, two digits spelled)."""
+    values = row if isinstance(row, dict) else dict(row._mapping)
+    parts: list[tuple[str, dict[str, Slot]]] = [
+        (f"whisper_language_{values['language']}", {}),
+        (f"whisper_intent_{values['intent'] or 'none'}", {}),
+        ("whisper_verified" if values["verification"] == "verified" else "whisper_not_verified", {}),
+    ]
+    kind, _, digits = (values["document"] or "").partition(" ending ")
+    if kind and digits:
+        parts.append((f"whisper_document_{kind}", {"digits": Spelled(digits[-2:])}))
+    return parts
 
 
 def _where(call_sid: str, statuses: Collection[str | None]) -> sa.ColumnElement[bool]:
