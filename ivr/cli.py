@@ -107,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         help="scripted keys, one entry per menu, space-separated: '1', '123456789#', "
         "'_' for silence, '?' to answer a knowledge question as the demo person would",
     )
+    call.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="how long a queued caller holds for an agent (default: 120 when keying by hand, "
+        "0 with --keys); Enter, Ctrl-D or Ctrl-C hangs up",
+    )
     call.set_defaults(run=_call)
 
     demo = commands.add_parser("demo", help="the embedded demo register").add_subparsers(required=True)
@@ -184,7 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     from ivr.demo_caller import ANSWER, SILENCE, ScriptedKeys
-    from ivr.phone import INTERRUPTED, HttpTransport, PhoneError, place_call, refusal
+    from ivr.phone import INTERRUPTED, Holding, HttpTransport, PhoneError, place_call, refusal
 
     tokens = None if args.keys is None else args.keys.split()
     for entry in tokens or ():
@@ -212,11 +219,15 @@ def _call(args: argparse.Namespace) -> int:
                 sys.stdout,
                 caller=caller,
                 interactive=True,
+                holding=Holding(120 if args.wait is None else args.wait),
             )
         else:
             script = ScriptedKeys(tokens, app)
             out = script.listening(sys.stdout)
-            call = place_call(transport, settings.public_base_url, token, script, out, caller=caller)
+            holding = Holding(args.wait or 0)
+            call = place_call(
+                transport, settings.public_base_url, token, script, out, caller=caller, holding=holding
+            )
     except PhoneError as error:
         print(f"ivr call: {error}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr import actions
+from ivr import actions, handover
 from ivr.engine import ActionNeeded, Engine, Reply, Result
 from ivr.errors import IvrError, without_values
 from ivr.outbox import Outbox
@@ -95,16 +95,58 @@ class Line:
             row = self._own_session(tx, call_sid, caller)
             if row is not None:
                 self._scrub(tx, row, "call_ended", status=status, duration=duration)
+            handover.finished(tx, call_sid)
 
-    def wait(self, call_sid: str, position: int | None, caller: str | None) -> str:
-        """What a queued caller hears: their place in the queue and an estimate."""
-        language = self._language(call_sid, caller)
+    def wait(self, call_sid: str, position: int | None, caller: str | None, queue_sid: str | None) -> str:
+        """What a queued caller hears: their place in the queue and an estimate; or, once an
+        agent has taken the call and it is put through, the way out of the queue."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            escalation = handover.escalation(tx, call_sid)
+            if queue_sid and escalation is not None and escalation.queue_sid is None:
+                handover.record_queue(tx, call_sid, queue_sid)
+        if handover.is_put_through(escalation):
+            return self.renderer.leave_queue()
         place = max(position or 1, 1)
         minutes = max(1, math.ceil(place * self.minutes_per_caller_ahead))
         return self.renderer.queue_wait(language, place, minutes)
 
-    def queue_exit(self, call_sid: str, caller: str | None) -> str:
-        return self.renderer.goodbye(self._language(call_sid, caller))
+    def queue_exit(self, call_sid: str, caller: str | None, result: str | None) -> str:
+        """The caller left the queue: on to the agent, or (hung up) the hand-over is abandoned."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            escalation = handover.escalation(tx, call_sid)
+            if result == "hangup":
+                handover.abandoned(tx, call_sid)
+        if result == "leave" and handover.is_put_through(escalation):
+            return self.renderer.to_connect()
+        return self.renderer.goodbye(language)
+
+    def connect(self, call_sid: str, caller: str | None) -> str:
+        """Dial the agent who took the call; if they cannot be dialled, back to the queue."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            escalation = handover.escalation(tx, call_sid)
+            taken = escalation is not None and escalation.status == "connecting"
+            agent = handover.agent(tx, escalation.agent) if taken and escalation else None
+            if agent is None or not agent.phone:
+                handover.back_to_queue(tx, call_sid)
+                tx.audit(call_sid, "agent_unreachable", taken=taken)
+                return self.renderer.requeue(language)
+            handover.connected(tx, call_sid)
+            tx.audit(call_sid, "put_through", agent=agent.username)
+        return self.renderer.connect(language, agent.phone, call_sid)
+
+    def whisper(self, call_sid: str) -> str:
+        """What the agent hears before the caller is put through, in the agent's language
+        (the request is the agent's leg: `call_sid` names the caller's call)."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            escalation = handover.escalation(tx, call_sid)
+            agent = handover.agent(tx, escalation.agent) if escalation is not None else None
+        if escalation is None or agent is None or escalation.status not in handover.TAKEN:
+            log.warning("refused a whisper for a call no agent is taking")
+            return self.renderer.goodbye(self.engine.languages[0])
+        return self.renderer.whisper(agent.language, handover.context(escalation))
 
     def apology(self, call_sid: str | None, caller: str | None, reason: str) -> str:
         """Last resort after an unexpected error: sorry, in the caller's language, then an agent
@@ -270,9 +312,8 @@ class Line:
             tx.save_session(call_sid, state.scrubbed(), row.turn + 1, apology, was=row.turn)
             return languages
 
-    def _language(self, call_sid: str, caller: str | None) -> str:
-        with self.store.transaction(self.clock(), call_sid) as tx:
-            row = self._own_session(tx, call_sid, caller)
+    def _language_in(self, tx: Tx, call_sid: str, caller: str | None) -> str:
+        row = self._own_session(tx, call_sid, caller)
         return CallState.model_validate_json(row.state).language if row else self.engine.languages[0]
 
     def _stored_reply(self, call_sid: str) -> str:

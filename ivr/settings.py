@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     sms_timeout_seconds: float = Field(5.0, gt=0, le=15)
     """The caller waits on the line for this, at most, to hear whether the SMS went."""
 
+    call_control: Literal["embedded", "twilio"] = "embedded"
+    """How the agents' desk puts a queued caller through: Twilio's REST API, or the line itself."""
+
     flows_dir: Path = REPO_ROOT / "call_flows"
     flow: str = "support"
     prompts_dir: Path = REPO_ROOT / "prompts"

@@ -60,6 +60,12 @@ class CallForm(BaseModel):
         None, alias="QueuePosition"
     )
     error_code: Annotated[int | None, WrapValidator(_or_none)] = Field(None, alias="ErrorCode")
+    queue_sid: Annotated[str | None, Field(pattern=r"^QU[0-9a-fA-F]{32}$"), WrapValidator(_or_none)] = Field(
+        None, alias="QueueSid"
+    )
+    queue_result: Annotated[str | None, Field(max_length=32), WrapValidator(_or_none)] = Field(
+        None, alias="QueueResult"
+    )
 
     @classmethod
     def parse(cls, form: dict[str, str]) -> CallForm:

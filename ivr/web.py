@@ -99,14 +99,31 @@ def status() -> Response:
 def wait() -> Response:
     """Tell a queued caller their place and an estimate (Twilio's Enqueue waitUrl)."""
     form = _form()
-    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller))
+    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller, form.queue_sid))
 
 
 @voice.post("/queue-exit")
 def queue_exit() -> Response:
     """The caller left the queue (Enqueue action)."""
     form = _form()
-    return _twiml(_line().queue_exit(form.call_sid, form.caller))
+    return _twiml(_line().queue_exit(form.call_sid, form.caller, form.queue_result))
+
+
+@voice.post("/connect")
+def connect() -> Response:
+    """Put the caller through to the agent who took the call."""
+    form = _form()
+    return _twiml(_line().connect(form.call_sid, form.caller))
+
+
+@voice.post("/whisper")
+def whisper() -> Response:
+    """The agent's leg, before the caller is put through: the call's context for the agent."""
+    _form()  # the agent's leg: its own CallSid and numbers; `call` names the caller's call
+    call_sid = request.args.get("call", "")
+    if not 0 < len(call_sid) <= 64:
+        abort(400)
+    return _twiml(_line().whisper(call_sid))
 
 
 @voice.post("/fallback")
@@ -148,6 +165,10 @@ def unexpected(error: Exception) -> Response | HTTPException:
         return _twiml(line.renderer.hold(line.engine.languages))
     if request.endpoint == "voice.status":
         return Response(status=204)
+    if request.endpoint == "voice.connect":  # the caller waits on: back to the queue
+        return _twiml(line.renderer.apology(line.engine.languages, to_agent=True))
+    if request.endpoint == "voice.whisper":  # the agent is put through without the context
+        return _twiml(line.renderer.nothing())
     if request.endpoint not in FLOW_ROUTES:
         return _twiml(line.renderer.goodbye(line.engine.languages[0]))
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import sqlalchemy as sa
 from flask import Flask
 
 from ivr import Clock, build_core, utc_now
@@ -21,7 +20,7 @@ from ivr.desk.queue import Queue
 from ivr.desk.verify import Verifier
 from ivr.ports import CprRegister, MitIdBackend, SmsSender
 from ivr.settings import Settings
-from ivr.store import Store, escalations
+from ivr.store import Store
 
 MAX_BODY = 16 * 1024
 
@@ -68,26 +67,9 @@ def create_desk(
 
 
 def _call_control(settings: Settings, store: Store, clock: Clock) -> CallControl:
-    try:
-        from ivr.call_control_adapters import make  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return _EmbeddedUntilMerged(store, clock)
-    control: CallControl = make(settings, store)
-    return control
+    from ivr.call_control_adapters import make
 
-
-class _EmbeddedUntilMerged:
-    """TEMPORARY, until `ivr.call_control_adapters` is merged: what its embedded adapter does
-    (marks the call put through; `ivr call`'s waiting caller follows it through the wait URL)."""
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-
-    def put_through(self, call_sid: str) -> None:
-        query = sa.update(escalations).where(escalations.c.call_sid == call_sid)
-        with self.store.connection() as connection:
-            connection.execute(query.values(put_through_at=self.clock()))
+    return make(settings, store, clock)
 
 
 __all__ = ["create_desk"]
