@@ -19,6 +19,7 @@ from ivr.adapters.demo_backend import DemoMitIdBackend
 from ivr.adapters.demo_people import DemoPerson, generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.adapters.demo_sms import EmbeddedSms
+from ivr.agent_line import AgentLine
 from ivr.checks import CHECKS
 from ivr.engine import Engine
 from ivr.flows import Flow
@@ -109,6 +110,7 @@ def create_app(
     app.extensions["ivr"] = line
     app.extensions["ivr.settings"] = settings
     app.extensions["ivr.people"] = core.people
+    app.extensions["ivr.agent_line"] = AgentLine(line.store, line.renderer, line.services.pseudonym, clock)
     app.extensions["ivr.validator"] = RequestValidator(settings.twilio_auth_token.get_secret_value())
     app.extensions["ivr.public_base_url"] = settings.public_base_url
     from ivr import web

@@ -15,6 +15,7 @@ from ivr.questions import QUESTIONS
 # the hand-over to an agent, and the whisper the agent hears (`whisper_language_<code>` too).
 CODE_PROMPTS = frozenset(
     {"hours_day", "hours_days", "queue_position", "hold", "apology", "transfer", "call_again", "goodbye"}
+    | {"agent_code", "agent_code_wrong", "agent_next_caller", "agent_code_blocked"}
     | {"connecting", "agent_unavailable", "whisper_verified", "whisper_not_verified"}
     | {"whisper_intent_user_id", "whisper_intent_temporary_pin", "whisper_intent_none"}
     | {"whisper_document_passport", "whisper_document_driving_licence"}

@@ -137,6 +137,16 @@ class Line:
             tx.audit(call_sid, "put_through", agent=agent.username)
         return self.renderer.connect(language, agent.phone, call_sid)
 
+    def dequeued(self, call_sid: str, caller: str | None, agent: str) -> str:
+        """An agent who phoned in took this caller out of the queue: mark it, and tell them."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            handover.change(
+                tx, call_sid, handover.WAITING, status="connected", agent=agent, connected_at=tx.now
+            )
+            tx.audit(call_sid, "put_through", agent=agent, by="phone")
+        return self.renderer.dequeued(language)
+
     def whisper(self, call_sid: str) -> str:
         """What the agent hears before the caller is put through, in the agent's language
         (the request is the agent's leg: `call_sid` names the caller's call)."""

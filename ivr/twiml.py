@@ -36,6 +36,9 @@ class Urls:
     def whisper(self, call_sid: str) -> str:
         return f"{self.base}/voice/whisper?{urlencode({'call': call_sid})}"
 
+    def dequeued(self, agent: str) -> str:
+        return f"{self.base}/voice/agent/dequeued?{urlencode({'agent': agent})}"
+
 
 @dataclass(frozen=True)
 class Renderer:
@@ -139,6 +142,36 @@ class Renderer:
         words = [lang.text(key, slots) for key, slots in parts if key in lang.prompts]
         response = VoiceResponse()
         response.say(", ".join(words) + ".", language=lang.say_language, voice=lang.voice)
+        return str(response)
+
+    def agent_code(self, language: str, wrong: bool) -> str:
+        """An agent phoning in: key the agent code (again, after a wrong one)."""
+        response = VoiceResponse()
+        action = f"{self.urls.base}/voice/agent/code"
+        gather = response.gather(input="dtmf", action=action, method="POST", timeout=10, finish_on_key="#")
+        keys = ("agent_code_wrong", "agent_code") if wrong else ("agent_code",)
+        self._say(gather, [Utterance(k) for k in keys], {}, language)
+        response.redirect(action, method="POST")
+        return str(response)
+
+    def agent_next_caller(self, language: str, agent: str) -> str:
+        """The agent's code was right: through to the next caller in the agents' queue."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("agent_next_caller")], {}, language)
+        dial = response.dial()
+        dial.queue(self.queue, url=self.urls.dequeued(agent), method="POST")
+        return str(response)
+
+    def agent_blocked(self, language: str) -> str:
+        response = VoiceResponse()
+        self._say(response, [Utterance("agent_code_blocked")], {}, language)
+        response.hangup()
+        return str(response)
+
+    def dequeued(self, language: str) -> str:
+        """What the caller an agent's phone took out of the queue hears before they speak."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("connecting")], {}, language)
         return str(response)
 
     def nothing(self) -> str:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
 
+from ivr.agent_line import AgentLine
 from ivr.errors import without_values
 from ivr.line import CallerMismatch, Line
 from ivr.twilio_form import CallForm, MessageStatusForm
@@ -35,6 +36,11 @@ def register(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.register_blueprint(voice)
     app.register_blueprint(sms)
+
+
+def _agent_line() -> AgentLine:
+    agent_line: AgentLine = current_app.extensions["ivr.agent_line"]
+    return agent_line
 
 
 def _line() -> Line:
@@ -74,9 +80,27 @@ def check_signature() -> None:
 
 @voice.post("")
 def incoming_call() -> Response:
-    """Answer a new call."""
+    """Answer a new call (from an agent's registered phone: the agent line)."""
     form = _form()
+    agent = _agent_line().agent_for(form.caller)
+    if agent is not None:
+        return _twiml(_agent_line().answer(agent))
     return _twiml(_line().answer(form.call_sid, form.caller))
+
+
+@voice.post("/agent/code")
+def agent_code() -> Response:
+    """An agent phoning in keyed their agent code (empty on silence)."""
+    form = _form()
+    return _twiml(_agent_line().code(form.call_sid, form.caller, form.digits))
+
+
+@voice.post("/agent/dequeued")
+def agent_dequeued() -> Response:
+    """Twilio asks, for the caller an agent's phone took from the queue, what they hear first."""
+    form = _form()
+    agent = request.args.get("agent", "")[:64]
+    return _twiml(_line().dequeued(form.call_sid, form.caller, agent))
 
 
 @voice.post("/keys")

@@ -120,6 +120,12 @@ class Accounts:
             raise AccountError(f"the language is one of {', '.join(LANGUAGES)}")
         self._update(username, language=language)
 
+    def set_agent_code(self, username: str, code: str) -> bool:
+        """The code the agent keys when phoning in from their registered phone (4-8 digits)."""
+        if not re.fullmatch(r"[0-9]{4,8}", code):
+            raise AccountError("an agent code is 4 to 8 digits")
+        return self._update(username, agent_code_hash=self.hasher.hash(code))
+
     def disable(self, username: str) -> bool:
         return self._update(username, disabled=True, status="away")
 

@@ -36,6 +36,9 @@ def register(commands: Any, port: Any, threads: Any) -> None:
     add.set_defaults(run=_add)
     listing = agents.add_parser("list", help="list the agents")
     listing.set_defaults(run=_list)
+    code = agents.add_parser("code", help="set the code an agent keys when phoning in (from standard input)")
+    code.add_argument("username")
+    code.set_defaults(run=_code)
 
 
 def _desk() -> Flask:
@@ -96,6 +99,21 @@ def _add(args: argparse.Namespace) -> int:
         return 1
     desk.queue.audit(None, "desk_agent_added", agent=agent.username, role=agent.role, by=getpass.getuser())
     print(f"added {agent.role} {agent.username}")
+    return 0
+
+
+def _code(args: argparse.Namespace) -> int:
+    desk = _desk().extensions["desk"]
+    code = getpass.getpass("Agent code: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    try:
+        if not desk.accounts.set_agent_code(args.username, code):
+            print(f"ivr agents code: no agent {args.username!r}", file=sys.stderr)
+            return 1
+    except AccountError as error:
+        print(f"ivr agents code: {error}", file=sys.stderr)
+        return 1
+    desk.queue.audit(None, "desk_agent_code_set", agent=args.username, by=getpass.getuser())
+    print(f"set the agent code of {args.username}")
     return 0
 
 
