@@ -129,6 +129,16 @@ def test_a_form_without_its_csrf_token_is_refused(anna: DeskUser) -> None:
     )
 
 
+def test_the_browsers_own_requests_do_not_void_the_sign_in_form(desk: Flask) -> None:
+    """A browser asks for /favicon.ico on its own as the sign-in page loads: that request is sent
+    to sign in too, but the form's CSRF token must still hold."""
+    anna = DeskUser(desk, "anna").get("/sign-in?lang=en")
+    token = anna.csrf()
+    assert anna.get("/favicon.ico").location.endswith("/sign-in")
+    form = {"username": "anna", "password": PASSWORD, "csrf_token": token}
+    assert anna.client.post("/sign-in", data=form).status_code == 302
+
+
 def test_an_agent_cannot_reach_a_supervisors_page(anna: DeskUser, sara: DeskUser) -> None:
     for path in ("/board", "/locks", "/agents"):
         assert anna.get(path).status == 403

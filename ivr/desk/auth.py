@@ -111,7 +111,10 @@ def _check_request() -> Response | None:
     username, seen = session.get("agent"), session.get("seen")
     agent = desk().accounts.get(username) if username else None
     if agent is None or agent.disabled or not seen:
-        session.clear()
+        # End a session that was signed in; one that never was keeps its CSRF token, or the
+        # browser's own request for /favicon.ico would void the sign-in form it is showing.
+        if username or seen:
+            session.clear()
         return redirect(url_for("auth.sign_in_form"))
     if desk().clock() - dt.datetime.fromisoformat(seen) > desk().idle:
         desk().queue.audit(None, "desk_session_expired", agent=agent.username)
