@@ -49,8 +49,12 @@ class Language(BaseModel):
 
     code: str
     name: str
-    say_language: str
-    voice: str
+    say_language: str = ""
+    voice: str = ""
+    audio: bool = False
+    """No text-to-speech speaks it: every prompt is played from prompts/audio/<code>/ (ivr/audio.py)."""
+    reviewed: bool = True
+    """False until a native speaker has checked the texts; `ivr flows check` warns while False."""
     prompts: dict[str, str]
     characters: dict[str, str]
     weekdays: dict[str, str]
@@ -129,6 +133,8 @@ def check_catalog(catalog: Catalog, needed: set[str], directory: Path) -> list[s
             problems.append(f"{where}: no spoken name for characters {''.join(missing_chars)!r}")
         if set(lang.weekdays) != set(WEEKDAYS):
             problems.append(f"{where}: weekdays must name exactly {', '.join(WEEKDAYS)}")
+        if not lang.audio and not (lang.say_language and lang.voice):
+            problems.append(f"{where}: say_language and voice are needed unless audio: true")
         if set(lang.time_zones) != ZONES:
             problems.append(f"{where}: time_zones must name exactly {', '.join(sorted(ZONES))}")
     return problems
