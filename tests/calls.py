@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import yaml
@@ -214,7 +215,23 @@ class Call:
         ]
 
     def _says(self, since: int) -> list[str]:
-        return [event.text for event in self.twilio.events[since:] if event.kind == "say"]
+        """What was said, a played prompt as its text (its slots as "x": they are pieces)."""
+        says: list[str] = []
+        playing = None
+        for event in self.twilio.events[since:]:
+            if event.kind == "say":
+                says.append(event.text)
+                playing = None
+            elif event.kind == "play":
+                code, stem = urlsplit(event.text).path.split("/")[-2:]
+                key = stem.rsplit(".wav", 1)[0].split(".")[0]
+                if key in ("hours_day", "hours_days") or key not in self.catalog[code].prompts:
+                    continue  # a slot's piece
+                if "." in stem.removesuffix(".wav") and playing == (code, key):
+                    continue  # the next fixed part of the prompt being played
+                says.append(re.sub(r"\{\w+\}", "x", self.catalog[code].prompts[key]))
+                playing = (code, key)
+        return says
 
     # -- where the line has the call ---------------------------------------------------------
     @property
