@@ -243,6 +243,8 @@ def urls_for(
     library: Library, base: str, lang: Language, key: str, slots: Mapping[str, Slot]
 ) -> Iterator[str] | None:
     """The URLs that play one prompt, or None to say it (not an audio language, not recorded)."""
+    if not lang.audio and not library.files.get(lang.code):
+        return None
     played = pieces(lang, key, slots)
     if all(library.has(lang.code, p.name) for p in played):
         return (library.url(base, lang.code, p.name) for p in played)
