@@ -137,6 +137,17 @@ class Line:
             tx.audit(call_sid, "put_through", agent=agent.username)
         return self.renderer.connect(language, agent.phone, call_sid)
 
+    def dial_ended(self, call_sid: str, caller: str | None, dial_status: str | None) -> str:
+        """The agent's leg ended: after a conversation, goodbye; if the agent never answered,
+        back to the queue for the next agent (the call is not lost)."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            if dial_status == "completed":
+                return self.renderer.goodbye(language)
+            handover.change(tx, call_sid, ("connected",), status="waiting", agent=None, put_through_at=None)
+            tx.audit(call_sid, "agent_did_not_answer", dial_status=dial_status)
+        return self.renderer.requeue(language)
+
     def dequeued(self, call_sid: str, caller: str | None, agent: str) -> str:
         """An agent who phoned in took this caller out of the queue: mark it, and tell them."""
         with self.store.transaction(self.clock(), call_sid) as tx:
