@@ -8,6 +8,7 @@ back end that would issue one for every request.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from ivr import actions
@@ -104,3 +105,39 @@ def test_even_while_the_back_end_is_down_a_second_pin_is_refused_plainly(app, ca
     person = cases["backend_fails"]
     assert send_pin(app, verified_state(person, "CA-down", pin_issued=True)) == "already_issued"
     assert send_pin(app, verified_state(person, "CA-down-2")) == "failed"
+
+
+def test_a_retry_after_the_back_end_issued_but_before_the_call_saved_it_sends_nothing(app, cases):
+    """The webhook died after the back end issued the PIN: its retry (the call not yet marked)
+    is told by the back end that this request was served, and queues no second SMS."""
+    records, person = Records(app), cases["ordinary"]
+    assert send_pin(app, verified_state(person, "CA-retry")) == "issued"
+    assert send_pin(app, verified_state(person, "CA-retry")) == "already_issued"
+    assert len(records.rows("demo_temporary_pins")) == 1
+    assert len(records.rows("sms_outbox")) == 1
+
+
+def test_the_call_records_that_it_was_given_a_pin(dial, cases, records):
+    person = cases["ordinary"]
+    call = dial("en").choose_language().identify(person, "temporary_pin").answer_questions(person)
+    assert call.said == ["pin_sent", "goodbye"]
+    assert call.state.pin_issued
+    other = dial("en").choose_language().identify(cases["passport_and_licence"], "user_id")
+    assert not other.answer_questions(cases["passport_and_licence"]).state.pin_issued
+
+
+class RegisteredExactlyAtTheQuarantine(Backend):
+    """Every mobile was registered exactly the quarantine (120 hours) before now."""
+
+    def account(self, cpr: str) -> MitIdAccount | None:
+        account = self.demo.account(cpr)
+        registered = self.demo._clock() - dt.timedelta(hours=120)
+        return account and dataclasses.replace(account, mobile_registered_at=registered)
+
+
+def test_a_mobile_registered_the_whole_quarantine_ago_gets_the_pin(app, dial, cases, records):
+    use_backend(app, RegisteredExactlyAtTheQuarantine)
+    person = cases["ordinary"]
+    call = dial("en").choose_language().identify(person, "temporary_pin").answer_questions(person)
+    assert call.said == ["pin_sent", "goodbye"]
+    assert len(records.texts_to(person.account.mobile)) == 1
