@@ -42,15 +42,18 @@ def main() -> int:
         total = len(codes)
         unchecked = sum(code is None for code in codes.values())
         survivors += [
-            f"{name}  ({LABELS.get(code, 'suspicious')})" for name, code in codes.items() if code not in KILLED
+            f"{name}  ({LABELS.get(c, 'suspicious')})" for name, c in codes.items() if c not in KILLED
         ]
         rows.append((module, killed, total, unchecked))
         all_killed, all_total = all_killed + killed, all_total + total
     width = max(len(m) for m, *_ in rows)
+
+    def line(name: str, killed: int, total: int) -> str:
+        return f"{name:<{width}}  {killed:>4}/{total:<4} {100 * killed / max(total, 1):5.1f}% killed"
+
     for module, killed, total, unchecked in rows:
-        note = f"  ({unchecked} not checked)" if unchecked else ""
-        print(f"{module:<{width}}  {killed:>4}/{total:<4} {100 * killed / max(total, 1):5.1f}% killed{note}")
-    print(f"{'all':<{width}}  {all_killed:>4}/{all_total:<4} {100 * all_killed / max(all_total, 1):5.1f}% killed")
+        print(line(module, killed, total) + (f"  ({unchecked} not checked)" if unchecked else ""))
+    print(line("all", all_killed, all_total))
     if args.survivors:
         print("\n".join(["", *survivors]))
     return 0
