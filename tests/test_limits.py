@@ -161,3 +161,15 @@ def test_withheld_numbers_share_a_bucket_of_their_own_size(settings, clock, case
     blocked = Call(app, TOKEN, BASE, language="en", caller="+4573000002").dial().choose_language()
     assert blocked.identify(person, "user_id").said == ["phone_limited", "goodbye"]
     assert refusal(records, blocked) == {"reason": "phone_limited"}
+
+
+def test_a_call_still_answering_is_not_failed_by_other_calls_failing(app, cases, records):
+    """Other calls' failures on the same identity neither decide this call's try nor lock the
+    identity before the limit: it passes with the right answers."""
+    person = cases["ordinary"]
+    answering = Call(app, TOKEN, BASE, language="en", caller="+4578000001").dial().choose_language()
+    answering.identify(person, "user_id")
+    assert answering.asked
+    others = [verify(app, person, right=False) for _ in range(2)]
+    assert not any("identity_locked" in records.audit(call) for call in others)
+    assert passed(answering.answer_questions(person))

@@ -102,3 +102,21 @@ def test_a_prefix_of_several_keys_or_of_none_lifts_nothing(app, cases):
     assert len(counters_of(app).lift("")) > 1
     assert counters_of(app).lift("not-a-hex-prefix") == []
     assert sorted(lock_keys(app)) == before
+
+
+def test_the_newest_locks_are_listed_first(app, clock, cases):
+    lock_out(app, cases["ordinary"])
+    first = set(lock_keys(app))
+    clock.advance(minutes=5)
+    lock_out(app, cases["passport_and_licence"])
+    listed = lock_keys(app)
+    assert len(listed) == 4
+    assert set(listed[2:]) == first  # the earlier locks come last
+
+
+def test_a_prefix_is_taken_literally(app, cases):
+    lock_out(app, cases["ordinary"])
+    before = sorted(lock_keys(app))
+    for pattern in ("%", "_", "%%", "_" * 4):
+        assert counters_of(app).lift(pattern) == []
+    assert sorted(lock_keys(app)) == before
