@@ -47,6 +47,17 @@ def test_a_first_webhook_retried_later_changes_nothing_and_the_call_goes_on(dial
     assert call.press("3").queued  # the main menu is still listening
 
 
+def test_a_first_webhook_for_a_known_call_from_another_number_is_refused(dial, records):
+    call = dial("en").choose_language()
+    session = records.session(call)
+    forged = Call(call.app, TOKEN, BASE, caller="+4599999998", sid=call.sid)
+    forged.send(forged.request(f"{BASE}/voice"))
+    assert forged.status == 403
+    assert forged.body == ""
+    assert records.session(call) == session
+    assert records.audit(call) == ["call_started", "caller_mismatch"]
+
+
 # -- a twin that wins the race -----------------------------------------------------------------------------
 
 
