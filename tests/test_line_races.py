@@ -47,6 +47,45 @@ def test_a_first_webhook_retried_later_changes_nothing_and_the_call_goes_on(dial
     assert call.press("3").queued  # the main menu is still listening
 
 
+def test_a_first_webhook_for_a_known_call_from_another_number_is_refused(dial, records):
+    call = dial("en").choose_language()
+    session = records.session(call)
+    forged = Call(call.app, TOKEN, BASE, caller="+4599999998", sid=call.sid)
+    forged.send(forged.request(f"{BASE}/voice"))
+    assert forged.status == 403
+    assert forged.body == ""
+    assert records.session(call) == session
+    assert records.audit(call) == ["call_started", "caller_mismatch"]
+
+
+def test_keys_for_a_call_the_line_never_saw_hear_an_apology_in_every_language_and_goodbye(app, records):
+    stranger = Call(app, TOKEN, BASE, caller="+4574000009")
+    stranger.post(f"{BASE}/voice/keys?turn=1", Digits="1")
+    assert stranger.status == 200
+    assert stranger.said == ["apology", "call_again", "apology", "call_again"]
+    assert not stranger.queued
+    assert records.rows("escalations") == []
+    assert records.rows("call_sessions") == []
+
+
+def test_a_first_webhook_that_failed_still_reaches_an_agent_with_what_is_known(app, records, monkeypatch):
+    def broken(self, state):
+        raise RuntimeError("the flow broke")
+
+    monkeypatch.setattr(Engine, "begin", broken)
+    call = Call(app, TOKEN, BASE, caller="+4574000010")
+    call.send(call.request(f"{BASE}/voice"))
+    assert call.status == 200
+    assert call.said == ["apology", "transfer", "apology", "transfer"]
+    escalation = records.escalation(call)
+    assert (escalation["language"], escalation["step"], escalation["reason"]) == (
+        "da",
+        "unknown",
+        "application_error",
+    )
+    assert records.audit(call) == ["application_error", "escalated"]
+
+
 # -- a twin that wins the race -----------------------------------------------------------------------------
 
 
