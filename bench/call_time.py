@@ -5,9 +5,11 @@
 Places each journey against the line in-process: the Flask test client behind the same fake
 Twilio as `ivr call` (`ivr.phone.place_call` through a `FlaskTransport`), keyed by the same
 scripted caller (`ivr.demo_caller.ScriptedKeys`, `?` answering a question as the demo person
-with passport 100000001 would). A first-time caller from a Danish number (+45 20 ...) who knows
-nothing of the line. The knowledge questions are drawn at random on every call, so each journey
-is placed `--calls` times and the table gives the mean and the longest.
+with passport 100000001 would). A first-time caller who knows nothing of the line: the Danish
+caller from a Danish number (+45 20 ...), the English one from a British number (+44 20 ...), so
+each hears their own language offered first. The knowledge questions are drawn at random on
+every call, so each journey is placed `--calls` times and the table gives the mean and the
+longest.
 
 Two callers:
 
@@ -53,10 +55,10 @@ OPEN_ALWAYS = {
 }
 # The README's scripted calls (`ivr call --keys ...`), per journey and language.
 JOURNEYS = {
-    ("temporary PIN", "en"): "2 2 1 100000001# 1 ? ? ?",
-    ("temporary PIN", "da"): "1 2 1 100000001# 1 ? ? ?",
-    ("user ID", "en"): "2 1 1 100000001# 1 ? ? ? 2",
-    ("user ID", "da"): "1 1 1 100000001# 1 ? ? ? 2",
+    ("temporary PIN", "en"): "2 2 100000001# 1 ? ? ?",
+    ("temporary PIN", "da"): "1 2 100000001# 1 ? ? ?",
+    ("user ID", "en"): "2 1 100000001# 1 ? ? ? 2",
+    ("user ID", "da"): "1 1 100000001# 1 ? ? ? 2",
 }
 MENU_KEY = r"\b(?:press|tast)\s+{key}\b"  # how a prompt names the key for a choice
 SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
@@ -137,7 +139,7 @@ def main() -> int:
             twilio_auth_token=TOKEN,
             opening_hours=json.loads(json.dumps(OPEN_ALWAYS)),
             caller_verifications_per_hour=10_000,
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
         app = create_app(settings)
         rows = []
@@ -146,7 +148,8 @@ def main() -> int:
             placed = []
             for _ in range(args.calls):
                 n += 1
-                placed.append(place(app, script, caller=f"+4520{n:06d}"))
+                country = {"da": "45", "en": "44"}[language]
+                placed.append(place(app, script, caller=f"+{country}20{n:06d}"))
             rows.append((journey, language, script, placed))
 
     header = ("journey", "lang", "listens: s mean (max)", "words", "barges in: s mean (max)", "words")
@@ -165,7 +168,7 @@ def main() -> int:
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"Call time by `ivr call`'s estimate, {args.calls} calls per journey, caller from +45:")
+    print(f"Call time by `ivr call`'s estimate, {args.calls} calls per journey (da from +45, en from +44):")
     for i, row in enumerate(table):
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
