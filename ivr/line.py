@@ -38,6 +38,17 @@ class CallerMismatch(IvrError):
     """A request for a known call came from another number than the call's own."""
 
 
+HOME_PREFIXES = ("+45", "+299")  # Denmark and Greenland: Danish first
+
+
+def first_language(caller: str | None, languages: tuple[str, ...]) -> str:
+    """The language a new call hears first: Danish from a Danish or Greenlandic number (or a
+    withheld one), else English; the caller is offered every language all the same."""
+    home = caller is None or caller.startswith(HOME_PREFIXES)
+    wanted = "da" if home else "en"
+    return wanted if wanted in languages else languages[0]
+
+
 @dataclass(frozen=True)
 class Line:
     engine: Engine
@@ -65,6 +76,7 @@ class Line:
                 caller_key=self.caller_key(caller),
                 caller_withheld=caller is None,
                 step=self.engine.flow.start,
+                language=first_language(caller, self.engine.languages),
             )
             tx.audit(call_sid, "call_started", withheld=caller is None)
             return self._settle(tx, self.engine.begin(state), was=None)
