@@ -218,7 +218,7 @@ def test_an_agent_who_does_not_answer_sends_the_caller_back_to_the_queue(app, di
 
     from ivr.store import escalations
 
-    call = dial("en").choose_language().press("3")
+    call = dial("en").choose_language().press("0")
     with app.extensions["ivr"].store.connection() as connection:
         connection.execute(
             sa.update(escalations)
