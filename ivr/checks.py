@@ -14,6 +14,8 @@ def _digits(length: int) -> Callable[[str], bool]:
 CHECKS: dict[str, Callable[[str], bool]] = {
     "passport_number": _digits(9),
     "driving_licence_number": _digits(8),
+    # Either: the number's length says which document it is.
+    "document_number": lambda keys: keys.isdigit() and len(keys) in (8, 9),
 }
 
 

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy.exc
 from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -150,13 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 def _app() -> Flask:
     from ivr import create_app
 
-    settings = Settings()
-    misconfig.check_data_dir(settings.data_dir)
-    misconfig.check_database_urls(settings)
-    try:
-        return create_app(settings)
-    except (OSError, sqlalchemy.exc.OperationalError) as error:
-        raise misconfig.cannot_open(error) from None
+    return misconfig.build(create_app)
 
 
 def _serve(args: argparse.Namespace) -> int:

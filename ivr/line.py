@@ -38,6 +38,17 @@ class CallerMismatch(IvrError):
     """A request for a known call came from another number than the call's own."""
 
 
+HOME_PREFIXES = ("+45", "+299")  # Denmark and Greenland: Danish first
+
+
+def first_language(caller: str | None, languages: tuple[str, ...]) -> str:
+    """The language a new call hears first: Danish from a Danish or Greenlandic number (or a
+    withheld one), else English; the caller is offered every language all the same."""
+    home = caller is None or caller.startswith(HOME_PREFIXES)
+    wanted = "da" if home else "en"
+    return wanted if wanted in languages else languages[0]
+
+
 @dataclass(frozen=True)
 class Line:
     engine: Engine
@@ -65,6 +76,7 @@ class Line:
                 caller_key=self.caller_key(caller),
                 caller_withheld=caller is None,
                 step=self.engine.flow.start,
+                language=first_language(caller, self.engine.languages),
             )
             tx.audit(call_sid, "call_started", withheld=caller is None)
             return self._settle(tx, self.engine.begin(state), was=None)
@@ -136,6 +148,17 @@ class Line:
             handover.connected(tx, call_sid)
             tx.audit(call_sid, "put_through", agent=agent.username)
         return self.renderer.connect(language, agent.phone, call_sid)
+
+    def dial_ended(self, call_sid: str, caller: str | None, dial_status: str | None) -> str:
+        """The agent's leg ended: after a conversation, goodbye; if the agent never answered,
+        back to the queue for the next agent (the call is not lost)."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            if dial_status == "completed":
+                return self.renderer.goodbye(language)
+            handover.change(tx, call_sid, ("connected",), status="waiting", agent=None, put_through_at=None)
+            tx.audit(call_sid, "agent_did_not_answer", dial_status=dial_status)
+        return self.renderer.requeue(language)
 
     def dequeued(self, call_sid: str, caller: str | None, agent: str) -> str:
         """An agent who phoned in took this caller out of the queue: mark it, and tell them."""

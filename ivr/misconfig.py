@@ -8,13 +8,16 @@ import errno
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from ivr.settings import Settings
+
+T = TypeVar("T")
 
 WHERE = "in the environment or .env (README 'Settings' and .env.example list every setting)"
 
@@ -168,3 +171,17 @@ def cannot_listen(host: str, port: int, error: Exception) -> Misconfigured:
         f"ivr serve: cannot listen on {host}:{port}: {problem}.",
         f"ivr serve: fix: {fix}.",
     )
+
+
+def build(factory: Callable[[Settings], T]) -> T:
+    """Build the line or the desk from the environment's settings; a setting, file or database
+    it cannot use is a `Misconfigured` naming it, never a traceback."""
+    import sqlalchemy.exc
+
+    settings = Settings()
+    check_data_dir(settings.data_dir)
+    check_database_urls(settings)
+    try:
+        return factory(settings)
+    except (OSError, sqlalchemy.exc.OperationalError) as error:
+        raise cannot_open(error) from None

@@ -110,6 +110,7 @@ class TwilioCall:
         self.seconds = 0.0  # simulated: speech, pauses, keying and timeouts
         self.queue_sid = "QU" + uuid.uuid4().hex
         self.bridged = ""  # the number the caller is connected to by a <Dial>
+        self._dial_action: tuple[str, str] | None = None  # where Twilio reports how the Dial ended
         self._gather: _Pending | None = None
         self._queue: _Pending | None = None
 
@@ -207,6 +208,8 @@ class TwilioCall:
         if self._queue is not None:  # leaving the queue: Twilio requests the Enqueue's action
             self._leave_queue("hangup", run=False)
         self._gather = self.listen = None
+        if self.bridged and self._dial_action is not None:  # the Dial ends: its action is asked
+            self.post(self._dial_ended("completed"))  # (the call is over: its TwiML is not run)
         self.bridged = ""
         self.ended = self.ended or "caller-hangup"
         seconds = str(duration if duration is not None else max(1, round(self.seconds)))
@@ -264,6 +267,9 @@ class TwilioCall:
             elif verb.tag == "Dial":
                 if self._dial(verb, url):
                     return
+                if self._dial_action is not None:  # not answered: Twilio asks the Dial's action
+                    verbs, url = self._fetch(self._dial_ended("no-answer"))
+                    at = 0
             else:
                 raise PhoneError(f"<{verb.tag}> is not a verb the fake caller knows")
         self._end("end-of-twiml")
@@ -293,8 +299,8 @@ class TwilioCall:
 
     def _dial(self, verb: ET.Element, url: str) -> bool:
         """Ring the Dial's number; True when the caller is connected (the call waits there)."""
-        if verb.get("action"):
-            raise PhoneError("<Dial action=...>: the fake caller does not follow a Dial's action")
+        action = verb.get("action")
+        self._dial_action = (urljoin(url, action), method_of(verb)) if action else None
         numbers = list(verb)
         if not numbers:  # <Dial>+4512345678</Dial>: the number as the Dial's text
             numbers = [ET.Element("Number")]
@@ -312,6 +318,12 @@ class TwilioCall:
         self.bridged = phone
         self._emit(Event("connected", phone))
         return True
+
+    def _dial_ended(self, status: str) -> Request:
+        assert self._dial_action is not None
+        url, method = self._dial_action
+        self._dial_action = None
+        return self.request(url, {"DialCallStatus": status}, method)
 
     def _whisper(self, phone: str, url: str, number: ET.Element) -> bool:
         """The dialled leg answers: its Number's url plays to it; False if it hangs up there."""

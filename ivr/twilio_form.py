@@ -49,6 +49,9 @@ class CallForm(BaseModel):
 
     call_sid: str = Field(alias="CallSid", min_length=1, max_length=64)
     caller: Annotated[str | None, WrapValidator(_caller)] = Field(None, alias="From")
+    dial_call_status: Annotated[str | None, Field(max_length=32), WrapValidator(_or_none)] = Field(
+        None, alias="DialCallStatus"
+    )
     call_status: Annotated[str | None, Field(max_length=32), WrapValidator(_or_none)] = Field(
         None, alias="CallStatus"
     )

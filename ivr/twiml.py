@@ -38,6 +38,10 @@ class Urls:
     def whisper(self, call_sid: str) -> str:
         return f"{self.base}/voice/whisper?{urlencode({'call': call_sid})}"
 
+    @property
+    def dial_ended(self) -> str:
+        return f"{self.base}/voice/dial-ended"
+
     def dequeued(self, agent: str) -> str:
         return f"{self.base}/voice/agent/dequeued?{urlencode({'agent': agent})}"
 
@@ -129,7 +133,7 @@ class Renderer:
         """Tell the caller they are put through, and dial the agent, who first hears the whisper."""
         response = VoiceResponse()
         self._say(response, [Utterance("connecting")], {}, language)
-        dial = response.dial()
+        dial = response.dial(action=self.urls.dial_ended, method="POST")
         dial.number(phone, url=self.urls.whisper(call_sid), method="POST")
         return str(response)
 

@@ -93,6 +93,13 @@ def incoming_call() -> Response:
     return _twiml(_line().answer(form.call_sid, form.caller))
 
 
+@voice.post("/dial-ended")
+def dial_ended() -> Response:
+    """Twilio ends the `<Dial>` to the agent: how it went decides what the caller hears next."""
+    form = _form()
+    return _twiml(_line().dial_ended(form.call_sid, form.caller, form.dial_call_status))
+
+
 @voice.post("/agent/code")
 def agent_code() -> Response:
     """An agent phoning in keyed their agent code (empty on silence)."""

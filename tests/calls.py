@@ -28,7 +28,7 @@ from ivr import store
 from ivr.adapters.demo_people import DemoPerson
 from ivr.flows import Flow, InputStep, MenuStep, QuestionStep
 from ivr.phone import FlaskTransport
-from ivr.ports import Document, DocumentType
+from ivr.ports import Document
 from ivr.prompts import Catalog, Slot
 from ivr.questions import QUESTIONS, expected
 from ivr.state import CallState
@@ -37,9 +37,8 @@ from ivr.twilio_caller import Request, TwilioCall
 LANGUAGES = ("da", "en")
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 INTENT_KEYS = {"user_id": "1", "temporary_pin": "2"}
-DOCUMENT_KEYS = {DocumentType.PASSPORT: "1", DocumentType.DRIVING_LICENCE: "2"}
-# One digit short of what the check wants: a caller who stopped too early.
-SHORT_NUMBERS = {"passport_number": "12345678", "driving_licence_number": "1234567"}
+# One digit short of the shortest number the check takes (a licence's 8): a caller who stopped too early.
+SHORT_NUMBERS = {"document_number": "1234567"}
 
 _sids = itertools.count(1)
 
@@ -282,8 +281,7 @@ class Call:
         return self.press({"da": "1", "en": "2"}[self.language])
 
     def give_document(self, document: Document) -> Call:
-        """At the document menu: choose the document's type and key in its number."""
-        self.press(DOCUMENT_KEYS[document.type])
+        """At the document prompt: key in its number (its length says which document it is)."""
         return self.press(document.number + "#")
 
     def identify(self, person: DemoPerson | Document, intent: str, document: int = 0) -> Call:
@@ -327,10 +325,8 @@ class Call:
         walks = {
             "choose_language": lambda: self,
             "main_menu": self.choose_language,
-            "document_type": lambda: self.reach("main_menu", person).press("1"),
-            "passport_number": lambda: self.reach("document_type", person).press("1"),
-            "driving_licence_number": lambda: self.reach("document_type", person).press("2"),
-            "confirm_document": lambda: self.reach("document_type", person).give_document(document),
+            "document_number": lambda: self.reach("main_menu", person).press("1"),
+            "confirm_document": lambda: self.reach("document_number", person).give_document(document),
             "question": lambda: self.reach("main_menu", person).identify(person, "user_id"),
             "user_id_again": lambda: self.reach("question", person).answer_questions(person),
         }

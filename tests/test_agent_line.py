@@ -63,7 +63,7 @@ def test_the_right_code_puts_the_agent_through_to_the_next_caller(app, anna, rec
 
 
 def test_the_caller_taken_from_the_queue_is_told_and_marked_connected_to_the_agent(app, anna, dial, records):
-    caller = dial("en").choose_language().press("3")
+    caller = dial("en").choose_language().press("0")
     assert caller.queued
     caller.post(f"{BASE}/voice/agent/dequeued?agent=anna")
     assert caller.said == ["connecting"]
@@ -87,6 +87,6 @@ def test_a_wrong_code_asks_again_and_five_wrong_codes_hang_up(app, anna, records
 
 def test_a_number_that_is_no_agents_is_a_caller(app, anna):
     call = Call(app, TOKEN, BASE, language="en", caller="+4520998878").dial()
-    assert call.said == ["choose_language", "choose_language"]
+    assert call.said == ["welcome", "choose_language", "choose_language"]
     anna.disable("anna")
-    assert agent_call(app).said == ["choose_language", "choose_language"]
+    assert agent_call(app).said == ["welcome", "choose_language", "choose_language"]

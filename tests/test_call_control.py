@@ -209,3 +209,24 @@ def test_make_picks_by_the_setting(settings: Settings, store: Store) -> None:
     assert isinstance(control, TwilioCallControl)
     assert control.connect_url == f"{BASE}/voice/connect"
     control.close()
+
+
+def test_an_agent_who_does_not_answer_sends_the_caller_back_to_the_queue(app, dial, records):
+    """The `<Dial>` to the agent ends unanswered: the caller waits for the next agent instead of
+    being cut off, and the hand-over is waiting again."""
+    import sqlalchemy as sa
+
+    from ivr.store import escalations
+
+    call = dial("en").choose_language().press("0")
+    with app.extensions["ivr"].store.connection() as connection:
+        connection.execute(
+            sa.update(escalations)
+            .where(escalations.c.call_sid == call.sid)
+            .values(status="connected", agent="x")
+        )
+    for status, then in (("no-answer", "agent_unavailable"), ("completed", "goodbye")):
+        call.post(f"{BASE}/voice/dial-ended", DialCallStatus=status)
+        assert call.said[0] == then
+    assert records.escalation(call)["status"] == "waiting"
+    assert "agent_did_not_answer" in records.audit(call)

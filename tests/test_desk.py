@@ -429,7 +429,7 @@ def test_the_desk_keeps_no_document_number_once_the_call_has_ended_or_gone_stale
     line = app.extensions["ivr"]
     rows = []
     for ended in (True, False):
-        call = dial("en").choose_language().press("3")
+        call = dial("en").choose_language().press("0")
         with line.store.connection() as connection:
             connection.execute(
                 sa.insert(desk_verifications).values(

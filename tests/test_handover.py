@@ -36,7 +36,7 @@ def take(app: Flask, call: Call, username: str = "anna") -> None:
 
 @pytest.fixture
 def queued(dial: Callable[..., Call], records: Records) -> Call:
-    call = dial("en").choose_language().press("3")
+    call = dial("en").choose_language().press("0")
     assert call.queued, call.heard
     call.wait_in_queue(1)
     assert records.escalation(call)["status"] is None

@@ -39,7 +39,7 @@ def test_a_signed_request_with_odd_optional_fields_leaves_the_live_call_alone(di
     call = dial("en").choose_language()
     assert call.said == ["main_menu"]
     before = records.session(call)
-    agent = call.pressing("3")  # what the caller will key once the odd request is answered
+    agent = call.pressing("0")  # what the caller will key once the odd request is answered
     call.post(f"{BASE}{route}", **odd)
     assert call.status in (200, 204)
     assert records.escalations(call) == []
@@ -55,7 +55,7 @@ def test_a_signed_request_with_odd_optional_fields_leaves_the_live_call_alone(di
 
 
 def test_a_wait_request_with_an_odd_position_still_hears_a_place_in_the_queue(dial):
-    call = dial("en").choose_language().press("3")
+    call = dial("en").choose_language().press("0")
     call.post(f"{BASE}/voice/wait", QueuePosition="1.5")
     assert call.status == 200
     assert call.said == ["queue_position"]
@@ -64,7 +64,7 @@ def test_a_wait_request_with_an_odd_position_still_hears_a_place_in_the_queue(di
 def test_a_long_from_is_a_withheld_number_not_an_error(app):
     call = Call(app, TOKEN, BASE, language="en", caller="+45" + "1" * 62).dial()
     assert call.status == 200
-    assert call.said == ["choose_language", "choose_language"]
+    assert call.said == ["welcome", "choose_language", "choose_language"]
     assert call.state.caller_withheld
 
 
@@ -78,7 +78,7 @@ def test_only_a_real_end_status_ends_the_call(dial, records):
 
 
 def test_a_wait_url_that_breaks_answers_with_verbs_a_wait_url_may_use(app, dial, records, monkeypatch):
-    call = dial("en").choose_language().press("3")
+    call = dial("en").choose_language().press("0")
     escalations = records.rows("escalations")
 
     def broken(*args, **kwargs):
@@ -280,7 +280,7 @@ def test_a_reader_holding_the_log_delays_the_fold_not_the_line(app, clock, dial,
         started = time.monotonic()
         line.sweep()
         assert time.monotonic() - started < 5
-        assert dial("en").said == ["choose_language", "choose_language"]  # the line answers
+        assert dial("en").said == ["welcome", "choose_language", "choose_language"]  # the line answers
     finally:
         reader.close()
     line.sweep()

@@ -158,7 +158,6 @@ def test_hangup_in_the_wait_url_ends_the_call() -> None:
     ("verbs", "problem"),
     [
         (["<Record/>"], "<Record> is not a verb"),
-        (['<Dial action="/after">+4512345678</Dial>'], "does not follow a Dial's action"),
         (["<Dial><Sip>sip:agent@example.test</Sip></Dial>"], "exactly one <Number>"),
         (["<Dial>4512345678</Dial>"], "E.164"),
         (['<Gather finishOnKey="##"/>'], "finishOnKey"),
@@ -238,3 +237,29 @@ def test_leave_then_a_redirect_to_a_dial_takes_the_caller_to_the_agent() -> None
     call.hold()
     assert line.paths()[-3:] == ["/left", "/connect", "/whisper?call=x"]
     assert call.queued is None and call.bridged == AGENT
+
+
+def test_a_dial_not_answered_asks_its_action_and_runs_what_it_answers() -> None:
+    dialled = f'<Dial action="/after"><Number url="/whisper">{AGENT}</Number></Dial>'
+    line = FakeLine(
+        {
+            "/voice": twiml(dialled, SAY.format("Ikke dette.")),
+            "/whisper": twiml("<Hangup/>"),
+            "/after": twiml(SAY.format("Igen."), "<Hangup/>"),
+        }
+    )
+    call = twilio_call(line, caller="+4520000001")
+    call.dial()
+    assert line.form("/after")["DialCallStatus"] == "no-answer"
+    assert [e.text for e in call.events if e.kind == "say"] == ["Igen."]
+    assert call.ended == "hangup"
+
+
+def test_a_dial_that_ends_with_the_call_reports_completed_to_its_action() -> None:
+    dialled = f'<Dial action="/after"><Number>{AGENT}</Number></Dial>'
+    line = FakeLine({"/voice": twiml(dialled), "/after": twiml(SAY.format("Aldrig hørt."))})
+    call = twilio_call(line, caller="+4520000001")
+    call.dial()
+    call.hang_up()
+    assert line.form("/after")["DialCallStatus"] == "completed"
+    assert "Aldrig hørt." not in [e.text for e in call.events]

@@ -216,7 +216,7 @@ def test_connect_tells_the_caller_and_dials_the_agent_with_the_whisper() -> None
     assert HANDOVER.connect("en", "+4512345678", SID) == (
         f"{XML}<Response>"
         f"{EN_SAY}An agent is ready for you. We are putting you through now.</Say>"
-        "<Dial>"
+        '<Dial action="https://ivr.example.test/voice/dial-ended" method="POST">'
         f'<Number method="POST" url="https://ivr.example.test/voice/whisper?call={SID}">+4512345678</Number>'
         "</Dial>"
         "</Response>"

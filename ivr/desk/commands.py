@@ -8,7 +8,6 @@ import logging
 import sys
 from typing import Any
 
-import sqlalchemy.exc
 from flask import Flask
 
 from ivr import misconfig
@@ -44,13 +43,7 @@ def register(commands: Any, port: Any, threads: Any) -> None:
 def _desk() -> Flask:
     from ivr.desk import create_desk
 
-    settings = Settings()
-    misconfig.check_data_dir(settings.data_dir)
-    misconfig.check_database_urls(settings)
-    try:
-        return create_desk(settings)
-    except (OSError, sqlalchemy.exc.OperationalError) as error:
-        raise misconfig.cannot_open(error) from None
+    return misconfig.build(create_desk)
 
 
 def _serve(args: argparse.Namespace) -> int:
