@@ -230,6 +230,7 @@ class Call:
         the pieces played for them (characters joined as `Language.text` joins them)."""
         says: list[str] = []
         playing: _Playing | None = None
+        pending: list[tuple[str, str]] = []  # a slot's pieces before its prompt's first fixed part
         for event in self.twilio.events[since:]:
             if event.kind == "say":
                 says += playing.text() if playing else []
@@ -244,12 +245,18 @@ class Call:
                     fixed = int(part) if part else -1
                     if playing is None or playing.key != key or fixed <= playing.last or fixed < 0:
                         says += playing.text() if playing else []
-                        playing = _Playing(lang.prompts[key], key)
+                        playing = _Playing(lang.prompts[key], key, pieces=pending)
+                        pending = []
                     playing.pieces.append(("fixed", str(fixed)))
                     playing.last = fixed
-                else:
-                    assert playing is not None, f"a piece {name} played outside any prompt"
+                elif name == "pause":
+                    continue  # between the groups of a spelled value
+                elif playing is not None and playing.expects_slot():
                     playing.pieces.append((name, every_piece(lang)[name]))
+                else:
+                    says += playing.text() if playing else []
+                    playing = None
+                    pending.append((name, every_piece(lang)[name]))
         return says + (playing.text() if playing else [])
 
     # -- where the line has the call ---------------------------------------------------------
@@ -363,6 +370,11 @@ class _Playing:
     key: str
     last: int = -1
     pieces: list[tuple[str, str]] = field(default_factory=list)
+
+    def expects_slot(self) -> bool:
+        """Whether a slot follows the fixed part played last."""
+        parsed = list(string.Formatter().parse(self.template))
+        return 0 <= self.last < len(parsed) and parsed[self.last][1] is not None
 
     def text(self) -> list[str]:
         filled, rest = "", list(self.pieces)

@@ -223,9 +223,7 @@ def test_input_step_stores_the_digits_and_reads_them_back_spelled(engine: Engine
     assert answer.state.collected["document_number"] == "100000001"
     assert answer.slots["document_number"] == Spelled("100000001")
     assert (
-        CATALOG["en"]
-        .text("confirm_document", answer.slots)
-        .startswith("You keyed 1, 0, 0, 0, 0, 0, 0, 0, 1.")
+        CATALOG["en"].text("confirm_document", answer.slots).startswith("1, 0, 0, 0, 0, 0, 0, 0, 1. Right?")
     )
 
 

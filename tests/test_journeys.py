@@ -366,16 +366,12 @@ def test_closed_line_says_the_hours_in_every_language_and_hangs_up(app, clock, d
 )
 def test_the_calling_number_decides_which_language_is_offered_first(dial, caller, first):
     """Danish first from a Danish or Greenlandic number, English first from any other; every
-    language offered, Greenlandic last."""
+    language offered, Greenlandic next from a Greenlandic number, else last."""
     call = dial(caller=caller)
     other = "en" if first == "da" else "da"
     assert call.said == ["welcome", "choose_language", "choose_language", "choose_language"]
-    expected = [
-        call.text("welcome", first),
-        call.text("choose_language", first),
-        call.text("choose_language", other),
-        call.text("choose_language", "kl"),
-    ]
+    order = [first, "kl", other] if caller.startswith("+299") else [first, other, "kl"]
+    expected = [call.text("welcome", first), *(call.text("choose_language", lang) for lang in order)]
     assert call.heard == " ".join(expected)
     call.press({"da": "1", "en": "2"}[other])
     assert call.said == ["main_menu"]
