@@ -5,7 +5,9 @@ from there entirely; any other language plays a recording where one exists for a
 and is said by Twilio's text-to-speech otherwise. A prompt without slots is one file,
 `<key>.wav`; a prompt with slots is assembled from pieces: its fixed parts `<key>.<n>.wav` (n
 the part's place in the text) and the slots' values, spelled (`char_<c>.wav`), as numbers
-(`num_<n>.wav`, 0-59; larger numbers are spelled digit by digit) or weekdays (`day_<mon>.wav`).
+(`num_<n>.wav`, 0-59; larger numbers are spelled digit by digit) or weekdays (`day_<mon>.wav`);
+a spelled value's letters by their spelling words on request (`spell_<c>.wav`), its groups
+apart by `pause.wav` (a short silence).
 `ivr prompts render` makes the missing pieces with espeak-ng; `ivr flows check` reports files
 that are missing, extra, or silent.
 """
@@ -41,9 +43,19 @@ class Piece:
     text: str
 
 
-def char_piece(lang: Language, ch: str) -> Piece:
-    name = ch if ch.isascii() and ch.isalnum() else f"u{ord(ch):04x}"
-    return Piece(f"char_{name}", lang.characters[ch])
+PAUSE = Piece("pause", "")
+"""A short silence (between the groups of a spelled value): the one recording meant to be silent."""
+
+
+def _char_name(ch: str) -> str:
+    return ch if ch.isascii() and ch.isalnum() else f"u{ord(ch):04x}"
+
+
+def char_piece(lang: Language, ch: str, words: bool = False) -> Piece:
+    """A character said by its name (`char_s`), or by its spelling word (`spell_s`)."""
+    if words and ch in lang.spelling:
+        return Piece(f"spell_{_char_name(ch)}", lang.spelling[ch])
+    return Piece(f"char_{_char_name(ch)}", lang.characters[ch])
 
 
 def number_pieces(lang: Language, value: str) -> list[Piece]:
@@ -83,7 +95,10 @@ def _slot(lang: Language, value: Slot | list[Piece]) -> list[Piece]:
     if isinstance(value, list):
         return value
     if isinstance(value, Spelled):
-        return [char_piece(lang, ch) for ch in value.value.lower()]
+        said = [char_piece(lang, ch, value.words) for ch in value.value.lower()]
+        size = value.group or len(said) or 1
+        groups = [said[at : at + size] for at in range(0, len(said), size)]
+        return [piece for n, group in enumerate(groups) for piece in ([PAUSE] if n else []) + group]
     if isinstance(value, OpeningTimes):
         played: list[Piece] = []
         for span in value.spans:
@@ -113,6 +128,8 @@ def every_piece(lang: Language) -> dict[str, str]:
     for key, text in lang.prompts.items():
         found.update((p.name, p.text) for p, _ in fixed_parts(key, text) if p is not None)
     found.update((p.name, p.text) for p in (char_piece(lang, ch) for ch in lang.characters))
+    found.update((p.name, p.text) for p in (char_piece(lang, ch, words=True) for ch in lang.spelling))
+    found[PAUSE.name] = PAUSE.text
     found.update((f"num_{n}", _number_text(lang, n)) for n in range(MAX_NUMBER + 1))
     found.update((f"day_{day}", name) for day, name in lang.weekdays.items())
     return found
@@ -219,7 +236,7 @@ def problems(catalog: Catalog, library: Library) -> list[str]:
                 found.append(f"{recording.path}: extra recording: {code} has no prompt or piece {name!r}")
             elif recording.peak is None and recording.path.suffix == ".wav":
                 found.append(f"{recording.path}: not a PCM WAV file this line can check")
-            elif recording.peak is not None and recording.peak < SILENT_PEAK:
+            elif recording.peak is not None and recording.peak < SILENT_PEAK and name != PAUSE.name:
                 found.append(f"{recording.path}: silent recording (peak {recording.peak:.1%} of full scale)")
         if code not in catalog:
             found.append(f"{folder}: recordings for {code!r}, which has no prompt file")

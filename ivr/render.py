@@ -18,11 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ivr.audio import MANIFEST, every_piece
+from ivr.audio import MANIFEST, PAUSE, every_piece
 from ivr.errors import DefinitionError
 from ivr.prompts import Catalog
 
-VOICE_SPEED = 210  # espeak-ng's words a minute (default 175): Greenlandic words are long
+VOICE_SPEED = 220  # espeak-ng's words a minute (default 175): Greenlandic words are long
 
 
 def fingerprint(voice: str, text: str) -> str:
@@ -61,11 +61,16 @@ def render_language(code: str, wanted: dict[str, str], folder: Path, force: bool
             any((folder / f"{name}{ext}").exists() for ext in (".wav", ".mp3")) and name not in manifest
         )
         voice = NUMBER_VOICE.get(code, code) if NUMBER.match(name) else code
-        stamp = fingerprint(voice, text)
+        pad = CHARACTER_GAP if CHARACTER.match(name) else 0
+        said = f"{text} (then {pad} s)" if pad else text
+        stamp = fingerprint(voice, said if name != PAUSE.name else f"pause {PAUSE_SECONDS}")
         if recorded or (not force and target.exists() and manifest.get(name) == stamp):
             kept += 1
             continue
-        _synthesise(voice, text, target)
+        if name == PAUSE.name:
+            subprocess.run([*SOX_SILENCE, str(target), "trim", "0", str(PAUSE_SECONDS)], check=True)
+        else:
+            _synthesise(voice, text, target, pad=pad)
         manifest[name] = stamp
         manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
         made += 1
@@ -76,17 +81,24 @@ def render_language(code: str, wanted: dict[str, str], folder: Path, force: bool
     return made, kept
 
 
-NUMBER = re.compile(r"^(char_[0-9]|num_[0-9]+)$")
+NUMBER = re.compile(r"^(char_[0-9]|num_[0-9]+|spell_.*)$")
 NUMBER_VOICE = {"kl": "da"}
-"""Greenlandic speakers mostly say numbers in Danish: a Greenlandic number or spelled digit is
-rendered with the Danish voice (the words in prompts/kl.yaml are Danish too)."""
+"""Greenlandic speakers mostly say numbers in Danish, and spell with the Danish spelling alphabet:
+a Greenlandic number, spelled digit or spelling word is rendered with the Danish voice (the
+words in prompts/kl.yaml are Danish too)."""
+CHARACTER = re.compile(r"^(char|spell)_")
+CHARACTER_GAP = 0.06
+"""Seconds of silence after each spelled character, so that played one after another they stay apart."""
+PAUSE_SECONDS = 0.25
+"""pause.wav: between the groups of a spelled value (as the line's SSML break for said languages)."""
+SOX_SILENCE = ["sox", "-n", "-r", "8000", "-c", "1", "-b", "8", "-e", "u-law"]
 
 FALLBACK_VOICE = {"kl": "da"}
 """espeak-ng 1.51's Greenlandic voice crashes on some numbers (28, 38, 48, 58): those are said in
 Danish, as Greenlandic speakers mostly say numbers above twelve anyway."""
 
 
-def _synthesise(voice: str, text: str, target: Path) -> None:
+def _synthesise(voice: str, text: str, target: Path, pad: float = 0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
         command = ["espeak-ng", "--stdin", "-s", str(VOICE_SPEED), "-w", str(raw)]
@@ -96,6 +108,7 @@ def _synthesise(voice: str, text: str, target: Path) -> None:
             subprocess.run([*command, "-v", fallback], input=text.encode(), capture_output=True, check=True)
         subprocess.run(
             ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "8", "-e", "u-law", str(target)]
-            + ["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"],
+            + ["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"]
+            + (["pad", "0", str(pad)] if pad else []),
             check=True,
         )

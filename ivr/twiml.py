@@ -13,6 +13,8 @@ from ivr.audio import Library, urls_for
 from ivr.engine import Reply, Utterance
 from ivr.prompts import Catalog, Slot
 
+PAUSE_TIME = "250ms"
+
 
 @dataclass(frozen=True)
 class Urls:
@@ -210,4 +212,8 @@ class Renderer:
                 for url in played:
                     parent.play(url)
                 continue
-            parent.say(lang.text(utterance.key, slots), language=lang.say_language, voice=lang.voice)
+            first, *rest = lang.stretches(utterance.key, slots)
+            say = parent.say(first, language=lang.say_language, voice=lang.voice)
+            for stretch in rest:  # SSML: a short pause, as between the groups of a spelled user ID
+                say.break_(time=PAUSE_TIME)
+                say.append(stretch)

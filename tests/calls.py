@@ -388,7 +388,7 @@ class _Playing:
                     words.append(rest.pop(0))
                 if all(name.startswith("num_") for name, _ in words):  # a number: as Language.text has it
                     words = [(name, name.removeprefix("num_")) for name, _ in words]
-                spelled = all(name.startswith("char_") for name, _ in words)
+                spelled = all(name.startswith(("char_", "spell_")) for name, _ in words)
                 filled += (", " if spelled else " ").join(text for _, text in words)
         return [filled]
 

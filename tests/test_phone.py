@@ -402,3 +402,12 @@ def test_audio_that_is_missing_or_not_audio_is_a_phone_error(media: dict[str, by
     line = FakeLine({"/voice": twiml("<Play>/media/a.wav</Play>")}, media=media)
     with pytest.raises(PhoneError, match=message):
         call(line)
+
+
+def test_ssml_breaks_in_a_say_count_in_the_call_time() -> None:
+    breaks = 'En to tre fire fem,<break time="750ms"/> seks<break time="1s"/>'
+    say = f'<Say language="da-DK" voice="Polly.Naja">{breaks}</Say>'
+    line = FakeLine({"/voice": twiml(say)})
+    result, _ = call(line)
+    assert result.transcript[0] == "En to tre fire fem, seks"
+    assert result.duration == 4  # 6 words at 150 a minute (2.4 s) and 1.75 s of breaks
