@@ -87,9 +87,9 @@ NUMBER_VOICE = {"kl": "da"}
 a Greenlandic number, spelled digit or spelling word is rendered with the Danish voice (the
 words in prompts/kl.yaml are Danish too)."""
 CHARACTER = re.compile(r"^(char|spell)_")
-CHARACTER_GAP = 0.06
+CHARACTER_GAP = 0.04
 """Seconds of silence after each spelled character, so that played one after another they stay apart."""
-PAUSE_SECONDS = 0.25
+PAUSE_SECONDS = 0.2
 """pause.wav: between the groups of a spelled value (as the line's SSML break for said languages)."""
 SOX_SILENCE = ["sox", "-n", "-r", "8000", "-c", "1", "-b", "8", "-e", "u-law"]
 

@@ -13,7 +13,7 @@ from ivr.audio import Library, urls_for
 from ivr.engine import Reply, Utterance
 from ivr.prompts import Catalog, Slot
 
-PAUSE_TIME = "250ms"
+PAUSE_TIME = "200ms"
 
 
 @dataclass(frozen=True)

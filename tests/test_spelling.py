@@ -29,7 +29,7 @@ def test_the_user_id_is_said_in_groups_of_four_with_a_short_pause_between(dial, 
     say = spoken_user_id(call, "User ID:")
     stretches = [say.text] + [brk.tail for brk in say.iter("break")]
     assert stretches == ["User ID: M, E, T, T,", " E, dot, H, A,", " N, S, E, N,", " 8, 5."]
-    assert [brk.get("time") for brk in say.iter("break")] == ["250ms"] * 3
+    assert [brk.get("time") for brk in say.iter("break")] == ["200ms"] * 3
     assert call.hears("user_id_is", user_id=Spelled(USER_ID))  # the words, pauses aside
 
 
