@@ -18,7 +18,7 @@ from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ivr import db_cli, misconfig, operations
+from ivr import db_cli, logs, misconfig, operations
 from ivr.desk import commands as desk_commands
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
@@ -34,7 +34,7 @@ DEMO_CALLERS = "+452000"
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `ivr` command; the exit status says whether it worked."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(_log_format())
     try:
         result: int = args.run(args)
         return result
@@ -47,6 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ivr demo people | head`
         sys.stderr.close()
         return 0
+
+
+def _log_format() -> str:
+    """`IVR_LOG_FORMAT` (text or json); text while the settings cannot be read, which the
+    command itself then reports."""
+    try:
+        return Settings().log_format
+    except (SettingsError, ValidationError):
+        return "text"
 
 
 def _explained(error: Misconfigured | SettingsError | ValidationError) -> Misconfigured:
@@ -177,9 +186,25 @@ def _serve(args: argparse.Namespace) -> int:
         settings.public_base_url,
         settings.data_dir.resolve(),
     )
+    if settings.metrics_port is not None:
+        _serve_metrics(app, settings)
     sweep.start(app.extensions["ivr"], settings.sweep_interval_seconds)
     server.run()
     return 0
+
+
+def _serve_metrics(app: Flask, settings: Settings) -> None:
+    """Prometheus metrics on their own port (loopback unless IVR_METRICS_HOST says otherwise)."""
+    from ivr import metrics
+
+    assert settings.metrics_port is not None
+    try:
+        metrics.serve(app.extensions["ivr.metrics"], settings.metrics_host, settings.metrics_port)
+    except OSError as error:
+        raise misconfig.cannot_listen(settings.metrics_host, settings.metrics_port, error) from None
+    logging.getLogger(__name__).info(
+        "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+    )
 
 
 def _call(args: argparse.Namespace) -> int:
