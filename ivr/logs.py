@@ -76,13 +76,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def handler(log_format: str = "text", stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing to standard error (or `stream`), as text or as JSON lines."""
+    made: logging.Handler = logging.StreamHandler(stream)
+    made.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    made.addFilter(ContextFilter())
+    return made
+
+
 def configure(log_format: str = "text", stream: TextIO | None = None) -> None:
-    """Log INFO and up to standard error (or `stream`), as text or as JSON lines."""
-    handler: logging.Handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(ContextFilter())
+    """Log INFO and up, through `handler`, and nothing else."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(handler(log_format, stream))
     root.setLevel(logging.INFO)
