@@ -144,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
 
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
-    table = flows.add_parser("table", help="the flow as a Markdown table (docs/call_flow.md)")
+    table = flows.add_parser(
+        "table", help="the flow as a Markdown table and a Mermaid diagram (docs/call_flow.md)"
+    )
     table.add_argument("--language", default="en")
     table.set_defaults(run=_table)
     return parser
@@ -357,18 +359,26 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from ivr import definitions
+    from ivr.flow_doc import document
+    from ivr.settings import REPO_ROOT
 
     settings = Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
+    doc = REPO_ROOT / "docs" / "call_flow.md"  # the repository's picture of its own flow
+    ours = (settings.flows_dir, settings.prompts_dir) == (REPO_ROOT / "call_flows", REPO_ROOT / "prompts")
+    mine = ours and settings.flow == "support" and doc.exists()
+    if mine and doc.read_text(encoding="utf-8") != document(flow, catalog["en"]):
+        print(f"{doc} is stale: regenerate it with `ivr flows table > docs/call_flow.md`", file=sys.stderr)
+        return 1
     print(f"ok: {len(flow.steps)} steps in {settings.flows_dir}, languages {', '.join(catalog)}")
     return 0
 
 
 def _table(args: argparse.Namespace) -> int:
     from ivr import definitions
-    from ivr.flow_doc import table
+    from ivr.flow_doc import document
 
     settings = Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
-    sys.stdout.write(table(flow, catalog[args.language]))
+    sys.stdout.write(document(flow, catalog[args.language]))
     return 0
