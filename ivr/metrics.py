@@ -91,6 +91,15 @@ class WebhookMetrics:
             buckets=BUCKETS,
             registry=registry,
         )
+        self._cache: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def _children(self, route: str, status: str) -> tuple[Any, Any]:
+        """The labelled counter and histogram (looked up once per route and status)."""
+        key = (route, status)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = (self.requests.labels(route, status), self.latency.labels(route))
+        return found
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -107,8 +116,9 @@ class WebhookMetrics:
             finally:
                 elapsed = time.perf_counter() - started
                 route = environ.get(ROUTE, UNMATCHED)
-                self.requests.labels(route, status).inc()
-                self.latency.labels(route).observe(elapsed)
+                counter, histogram = self._children(route, status)
+                counter.inc()
+                histogram.observe(elapsed)
                 if route not in QUIET_ROUTES:
                     milliseconds = round(elapsed * 1000, 1)
                     access_log.info(
