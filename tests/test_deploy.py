@@ -228,7 +228,7 @@ def test_the_proxy_passes_on_every_webhook_and_nothing_else(app: Flask) -> None:
     health = re.search(r"health_uri (\S+)", caddy)
     assert health is not None and health.group(1) in rules
     assert "9100" not in caddy and "8081" not in caddy and "desk" not in caddy
-    assert "max_size 64KB" in caddy
+    assert "max_size 64KiB" in caddy  # 65536 bytes, the line's own limit
     assert services()["proxy"]["volumes"][0].startswith("./deploy/Caddyfile:")
 
 
