@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivr import create_app, logs
 from ivr.adapters.demo_people import DemoPerson
 from ivr.settings import Settings
-from tests.calls import Call, Records
+from tests.calls import Call, Clock, Records
 from tests.conftest import BASE, TOKEN
 from tests.postgres import SECRET
 
@@ -300,3 +300,53 @@ def test_json_logs_are_one_object_a_line_with_the_call_and_step_and_no_secret(
     text = json_log.getvalue()
     for secret in secrets_of([ordinary], calls, records) + ["123456789", TOKEN, SECRET]:
         assert secret not in text, secret
+
+
+def test_the_metrics_read_the_same_from_postgresql(postgres_url: str, tmp_path: Path, clock: Clock) -> None:
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("DROP DATABASE IF EXISTS ivr_metrics WITH (FORCE)")
+        connection.exec_driver_sql("CREATE DATABASE ivr_metrics")
+    url = sa.make_url(postgres_url).set(database="ivr_metrics").render_as_string(hide_password=False)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        public_base_url=BASE,
+        twilio_auth_token=TOKEN,
+        secret_key=SECRET,
+        database_url=url,
+        demo_backend_database_url=url,
+    )
+    app = create_app(settings, clock=clock)
+    try:
+        people = {p.case: p for p in app.extensions["ivr.people"] if p.case}
+        ordinary, licence_only = people["ordinary"], people["licence_only"]
+
+        def dial(caller: str) -> Call:
+            return Call(app, TOKEN, BASE, language="en", caller=caller).dial().choose_language()
+
+        dial("+4520000001").identify(ordinary, "temporary_pin").answer_questions(ordinary).hang_up()
+        for n in range(3):
+            dial(f"+452000001{n}").identify(licence_only, "user_id").answer_questions(None).hang_up()
+        dial("+4520000002").press("1").hang_up()  # gone at the document number
+        queued = dial("+4520000003").press("0")
+        clock.advance(seconds=90)
+        _, samples = scrape(app)
+        assert value(samples, "ivr_store_up") == 1
+        assert value(samples, "ivr_calls_started_total") == 6
+        assert value(samples, "ivr_calls_finished_total", journey="temporary_pin", step="pin_sent") == 1
+        assert value(samples, "ivr_calls_finished_total", journey="user_id", step="cannot_verify") == 3
+        assert value(samples, "ivr_calls_abandoned_total", step="document_number") == 1
+        assert value(samples, "ivr_calls_handed_over_total", reason="caller_request") == 1
+        assert value(samples, "ivr_verifications_total", channel="line", result="passed") == 1
+        assert value(samples, "ivr_verifications_total", channel="line", result="failed") == 2
+        assert value(samples, "ivr_verifications_total", channel="line", result="locked") == 1
+        assert value(samples, "ivr_sms_total", status="sent", delivery="none") == 1
+        assert value(samples, "ivr_agent_queue_length") == 1
+        assert value(samples, "ivr_agent_queue_longest_wait_seconds") == 90
+        assert queued.queued
+    finally:
+        app.extensions["ivr"].store.engine.dispose()
+        app.extensions["ivr"].services.backend._engine.dispose()
+        with admin.connect() as connection:
+            connection.exec_driver_sql("DROP DATABASE IF EXISTS ivr_metrics WITH (FORCE)")
+        admin.dispose()
