@@ -203,7 +203,12 @@ def _serve_metrics(app: Flask, settings: Settings) -> None:
     try:
         metrics.serve(app.extensions["ivr.metrics"], settings.metrics_host, settings.metrics_port)
     except OSError as error:
-        raise misconfig.cannot_listen(settings.metrics_host, settings.metrics_port, error) from None
+        problem = getattr(error, "strerror", None) or str(error)
+        raise Misconfigured(
+            f"ivr serve: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {problem}.",
+            "ivr serve: fix: set IVR_METRICS_PORT to a free port (or unset it for no metrics), and "
+            "IVR_METRICS_HOST to an address this machine has.",
+        ) from None
     logging.getLogger(__name__).info(
         "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
     )

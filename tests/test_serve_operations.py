@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,3 +114,17 @@ def test_a_served_call_shows_in_the_metrics_port_and_the_json_log_without_secret
     for secret in (pin.group(0), "100000001", "0503851234", "20123451", SERVER_TOKEN):
         assert secret not in server.log.read_text()
         assert secret not in scrape
+
+
+def test_a_metrics_port_in_use_is_named_before_the_line_claims_to_run(tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_environment(tmp_path / "data", IVR_METRICS_PORT=str(port))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run(
+            [IVR, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 2
+    assert f"ivr serve: cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+    assert "IVR_METRICS_PORT" in done.stderr
