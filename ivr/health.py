@@ -39,7 +39,7 @@ def ready() -> Response:
     try:
         if not line.engine.flow.steps:
             raise RuntimeError("no call flow loaded")
-        with line.store.engine.connect() as connection:
+        with line.store.engine.connect().execution_options(read_only=True) as connection:
             connection.execute(sa.text("SELECT 1")).scalar_one()
     except Exception as error:
         log.warning("not ready: %s", type(error).__name__)

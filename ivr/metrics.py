@@ -144,7 +144,8 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ivr_store_up", "1 when the metrics could be read from the store, else 0")
         try:
-            with self.store.engine.connect() as connection:
+            # read-only: on SQLite a plain BEGIN, never the write lock the webhooks need
+            with self.store.engine.connect().execution_options(read_only=True) as connection:
                 families = list(self._families(connection))
         except Exception as error:  # the store is away: say so, and serve the process metrics
             logging.getLogger(__name__).error(
