@@ -283,6 +283,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> requests.
     pytest.fail(f"{url} did not answer within 30 s:\n{log.read_text()}")
 
 
+@pytest.mark.slow
 def test_the_compose_services_commands_run_on_postgresql(compose_database: str, tmp_path: Path) -> None:
     s = services()
     done = subprocess.run(
