@@ -140,7 +140,9 @@ def test_the_proxy_config_fronts_two_line_servers_with_webhooks_only(
     big = requests.post(
         f"{public}/voice", data=b"x" * 70_000, timeout=5, headers={"X-Twilio-Signature": "a" * 27 + "="}
     )
-    assert big.status_code == 413
+    # Refused at 64 KiB: by Caddy (413, or 502 when its limit cuts the body it was passing on) or
+    # by the line itself (413); never taken.
+    assert big.status_code in (413, 502)
 
     # A call placed at the public address is answered, its webhooks shared by both servers.
     before = [keys_webhooks(metrics) for _, _, _, metrics in lines]
