@@ -42,7 +42,7 @@ class AgentLine:
         query = sa.select(agents).where(
             a.phone == caller, a.disabled.is_(False), a.agent_code_hash.isnot(None)
         )
-        with self.store.connection() as connection:
+        with self.store.reading() as connection:  # every new call asks: no write lock for it
             return connection.execute(query).first()
 
     def answer(self, agent: Any) -> str:

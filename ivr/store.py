@@ -128,6 +128,7 @@ sms_outbox = sa.Table(
     sa.Column("delivery", sa.String(32)),  # the provider's last word: delivered, undelivered, ...
     sa.Column("delivery_at", sa.DateTime(timezone=True)),
     sa.Index("ix_sms_outbox_provider_id", "provider_id"),
+    sa.Index("ix_sms_outbox_call_sid", "call_sid"),
 )
 
 audit_events = sa.Table(
@@ -393,6 +394,12 @@ class Store:
         """One short transaction, committed when the block ends without an error."""
         with self._write_lock, self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads only (on SQLite a plain `BEGIN`: no write lock), rolled back."""
+        with self.engine.connect() as connection:
+            yield connection.execution_options(read_only=True)
 
     @contextmanager
     def transaction(self, now: dt.datetime, call_sid: str) -> Iterator[Tx]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from ivr.adapters import demo_tables
+from ivr.store import write_lock
 
 
 class EmbeddedSms:
@@ -27,7 +28,7 @@ class EmbeddedSms:
     def send(self, to: str, body: str) -> str:
         message_id = f"SM{uuid.uuid4().hex}"  # shaped like Twilio's message SIDs
         row = {"message_id": message_id, "to": to, "body": body, "received_at": self._clock()}
-        with self._engine.begin() as connection:
+        with write_lock(self._engine), self._engine.begin() as connection:
             connection.execute(sa.insert(self.inbox).values(row))
         return message_id
 
