@@ -204,7 +204,7 @@ def moment(connection: sa.Connection, value: dt.datetime | None) -> Any:
     (UTC, naive, microseconds), so stored values compare as before."""
     if value is None or connection.dialect.name != "sqlite":
         return value
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def private_file(path: str | None) -> None:

@@ -22,7 +22,7 @@ from ivr.adapters import demo_tables
 from ivr.adapters.demo_people import DemoPerson
 from ivr.errors import BackendError
 from ivr.ports import IssuedPin, MitIdAccount
-from ivr.store import write_lock
+from ivr.store import moment, sql, write_lock
 
 PIN_DIGITS = 8
 
@@ -91,20 +91,22 @@ class DemoMitIdBackend:
         salt = secrets.token_bytes(16)
         now = _utc(self._clock())
         expires_at = now + self._validity
-        row = {
-            "cpr_hash": self.cpr_hash(cpr),
-            "request_key": request_key,
-            "code_hash": _code_hash(self._key, code, salt),
-            "salt": salt,
-            "issued_at": now,
-            "expires_at": expires_at,
-            "superseded": False,
-        }
-        earlier = (self.pins.c.cpr_hash == row["cpr_hash"], self.pins.c.request_key != request_key)
+        cpr_hash = self.cpr_hash(cpr)
         try:
             with write_lock(self._engine), self._engine.begin() as conn:
-                conn.execute(sa.insert(self.pins).values(row))  # UNIQUE request_key: the guard
-                conn.execute(sa.update(self.pins).where(*earlier).values(superseded=True))
+                at = (moment(conn, now), moment(conn, expires_at))
+                code_hash = _code_hash(self._key, code, salt)
+                sql(  # UNIQUE request_key: the guard
+                    conn,
+                    "INSERT INTO demo_temporary_pins (cpr_hash, request_key, code_hash, salt, issued_at,"
+                    " expires_at, superseded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (cpr_hash, request_key, code_hash, salt, *at, False),
+                )
+                sql(
+                    conn,
+                    "UPDATE demo_temporary_pins SET superseded = ? WHERE cpr_hash = ? AND request_key != ?",
+                    (True, cpr_hash, request_key),
+                )
         except IntegrityError:
             return None
         return IssuedPin(code=code, expires_at=expires_at)
