@@ -19,7 +19,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from ivr.store import Store, Tx, attempts, moment, sql
+from ivr.store import Conn, Store, Tx, attempts, moment, sql
 
 GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
 """A guess is taken when verification starts and becomes a failure or a pass at the decision;
@@ -56,14 +56,14 @@ class SqlCounters:
     """The counters on the line's store (SQLite or PostgreSQL, the same statements), decided on
     the connections `connect` gives (see `Tx.decision`)."""
 
-    def __init__(self, connect: Callable[[], AbstractContextManager[sa.Connection]], postgres: bool) -> None:
+    def __init__(self, connect: Callable[[], AbstractContextManager[Conn]], postgres: bool) -> None:
         self.connect = connect
         self.postgres = postgres
 
     @classmethod
     def of(cls, tx: Tx) -> SqlCounters:
         """The counters as one webhook decides them."""
-        return cls(tx.decision, tx.reader.dialect.name == "postgresql")
+        return cls(tx.decision, tx.postgres)
 
     @classmethod
     def on(cls, store: Store) -> SqlCounters:
@@ -71,7 +71,7 @@ class SqlCounters:
         return cls(store.connection, not store.sqlite)
 
     @contextmanager
-    def _holding(self, keys: Iterable[str]) -> Iterator[sa.Connection]:
+    def _holding(self, keys: Iterable[str]) -> Iterator[Conn]:
         with self.connect() as connection:
             if self.postgres:
                 for key in sorted(set(keys)):  # always in the same order: no deadlock
@@ -145,6 +145,7 @@ class SqlCounters:
             .order_by(sa.func.max(c.at).desc())
         )
         with self.connect() as connection:
+            assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
             return [LockRow(key, kind, int(n), last) for key, kind, n, last in connection.execute(query)]
 
     def lift(self, key_prefix: str) -> list[str]:
@@ -153,6 +154,7 @@ class SqlCounters:
         c = attempts.c
         counted = c.kind.in_(LIFTABLE)
         with self.connect() as connection:
+            assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
             query = sa.select(c.key).where(c.key.startswith(key_prefix, autoescape=True), counted).distinct()
             found = sorted(connection.execute(query).scalars())
             if len(found) == 1:
@@ -163,17 +165,17 @@ class SqlCounters:
 _INSERT = "INSERT INTO attempts (key, kind, at) VALUES (?, ?, ?)"
 
 
-def _count(connection: sa.Connection, key: str, kinds: Sequence[str], since: dt.datetime) -> int:
+def _count(connection: Conn, key: str, kinds: Sequence[str], since: dt.datetime) -> int:
     marks = ", ".join("?" * len(kinds))
     query = f"SELECT count(*) FROM attempts WHERE key = ? AND kind IN ({marks}) AND at >= ?"
     return int(sql(connection, query, (key, *kinds, moment(connection, since))).fetchone()[0])
 
 
-def _locked(connection: sa.Connection, key: str, window: Window) -> bool:
+def _locked(connection: Conn, key: str, window: Window) -> bool:
     return _count(connection, key, (LOCK,), window.locked_since) > 0
 
 
-def _standing(connection: sa.Connection, key: str, window: Window) -> tuple[int, int]:
+def _standing(connection: Conn, key: str, window: Window) -> tuple[int, int]:
     """A key's locks in force, and its guesses and failures in the window, in one statement."""
     query = (
         "SELECT count(*) FILTER (WHERE kind = ? AND at >= ?),"

@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -187,24 +188,68 @@ def _paramstyle(text: str, dialect: str) -> str:
     return text if dialect == "sqlite" else text.replace("?", "%s")
 
 
-def sql(connection: sa.Connection, text: str, params: Sequence[Any] = ()) -> Any:
+class Db(NamedTuple):
+    """A pooled SQLite connection used without SQLAlchemy's Connection (a webhook's own)."""
+
+    driver: sqlite3.Connection
+
+
+Conn = sa.Connection | Db
+"""What `sql` runs statements on."""
+
+
+def sql(connection: Conn, text: str, params: Sequence[Any] = ()) -> Any:
     """Run one statement (`?` placeholders) on the connection's driver, in its transaction, and
     give the driver's cursor. A constraint violation is SQLAlchemy's IntegrityError, as with Core."""
-    dialect = connection.dialect
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    integrity: Any
+    if isinstance(connection, Db):
+        driver: Any = connection.driver
+        dialect, integrity = "sqlite", sqlite3.IntegrityError
+    else:
+        driver = connection.connection.driver_connection
+        dialect, integrity = connection.dialect.name, connection.dialect.loaded_dbapi.IntegrityError
+    cursor = driver.cursor()
     try:
-        cursor.execute(_paramstyle(text, dialect.name), params)
-    except dialect.loaded_dbapi.IntegrityError as error:
+        cursor.execute(_paramstyle(text, dialect), params)
+    except integrity as error:
         raise sa.exc.IntegrityError(text, None, error) from None
     return cursor
 
 
-def moment(connection: sa.Connection, value: dt.datetime | None) -> Any:
+def moment(connection: Conn, value: dt.datetime | None) -> Any:
     """A datetime as a statement run by `sql` takes it: on SQLite, the text SQLAlchemy stores
     (UTC, naive, microseconds), so stored values compare as before."""
-    if value is None or connection.dialect.name != "sqlite":
+    if value is None or not (isinstance(connection, Db) or connection.dialect.name == "sqlite"):
         return value
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@contextmanager
+def short_write(engine: sa.Engine) -> Iterator[Conn]:
+    """One short write transaction for `sql`'s statements: on SQLite on a pooled connection
+    with SQLAlchemy's Connection skipped (`BEGIN IMMEDIATE`, under the process's write lock)."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            yield connection
+        return
+    with write_lock(engine):
+        pooled = engine.raw_connection()
+        try:
+            with _written(Db(pooled.driver_connection)) as db:  # type: ignore[arg-type]
+                yield db
+        finally:
+            pooled.close()
+
+
+@contextmanager
+def _written(db: Db) -> Iterator[Db]:
+    db.driver.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.driver.execute("ROLLBACK")
+        raise
+    db.driver.execute("COMMIT")
 
 
 def private_file(path: str | None) -> None:
@@ -258,26 +303,47 @@ class Tx:
 
     def __init__(
         self,
-        reader: sa.Connection,
+        db: Conn,
         now: dt.datetime,
-        decision: Callable[[], AbstractContextManager[sa.Connection]],
+        decision: Callable[[], AbstractContextManager[Conn]],
+        core: Callable[[], sa.Connection] | None = None,
     ) -> None:
-        self.reader = reader
+        self.db = db
+        """The webhook's connection, for `sql`'s statements."""
         self.now = now
         self.decision = decision
         """A connection for a decision that must be atomic at once (a limit, a lock): on SQLite a
         short write transaction on the webhook's connection; on PostgreSQL its own transaction."""
+        self.postgres = not isinstance(db, Db) and db.dialect.name == "postgresql"
+        self._core = core
+        self._reader = db if isinstance(db, sa.Connection) else None
         self.writes: list[Write] = []
         self.session_write: tuple[str, int | None, dict[str, Any]] | None = None
         self.outgoing: list[OutgoingSms] = []
         """The SMS this webhook queued, with their text: kept in memory only, sent after the commit."""
-        self._stamp = moment(reader, now)
+        self._stamp = moment(db, now)
+
+    @property
+    def reader(self) -> sa.Connection:
+        """A Core connection for reads (the hand-over's): on SQLite opened when first asked for."""
+        if self._reader is None:
+            assert self._core is not None
+            self._reader = self._core()
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None and self._core is not None:
+            self._reader.close()
+
+    @property
+    def core_writes(self) -> bool:
+        return any(not isinstance(statement, tuple) for statement in self.writes)
 
     def session(self, call_sid: str) -> SessionRow | None:
         query = "SELECT call_sid, state, turn, reply, ended FROM call_sessions WHERE call_sid = ?"
-        if self.reader.dialect.name != "sqlite":
+        if self.postgres:
             query += " FOR UPDATE"  # other machines' webhooks of this call wait for us
-        row = sql(self.reader, query, (call_sid,)).fetchone()
+        row = sql(self.db, query, (call_sid,)).fetchone()
         return SessionRow(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def save_session(
@@ -329,7 +395,7 @@ class Tx:
     def writing(self) -> bool:
         return self.session_write is not None or bool(self.writes)
 
-    def commit(self, writer: sa.Connection) -> None:
+    def commit(self, writer: Conn) -> None:
         """Apply the writes; raise Conflict if the call moved on meanwhile."""
         if self.session_write is not None:
             call_sid, was, v = self.session_write
@@ -355,6 +421,7 @@ class Tx:
             if isinstance(statement, tuple):
                 sql(writer, *statement)
             else:
+                assert isinstance(writer, sa.Connection)
                 writer.execute(statement)
 
 
@@ -399,7 +466,11 @@ class Store:
     def reading(self) -> Iterator[sa.Connection]:
         """A connection for reads only (on SQLite a plain `BEGIN`: no write lock), rolled back."""
         with self.engine.connect() as connection:
-            yield connection.execution_options(read_only=True)
+            reads = connection.execution_options(read_only=True).begin()  # ended even for `sql`'s reads
+            try:
+                yield connection
+            finally:
+                reads.rollback()
 
     @contextmanager
     def transaction(self, now: dt.datetime, call_sid: str) -> Iterator[Tx]:
@@ -407,38 +478,41 @@ class Store:
 
         One connection throughout. On SQLite its reads run outside a transaction (the turn
         check at the commit stands for a snapshot), a decision is a short write transaction of
-        its own, and the writes one more, under this process's write lock. On PostgreSQL it is
-        all one transaction, the call's row locked from the first read."""
+        its own, and the writes one more, under this process's write lock; SQLAlchemy's
+        Connection is skipped unless a Core statement needs it (the hand-over's). On PostgreSQL
+        it is all one transaction, the call's row locked from the first read."""
         with self._call_locks[hash(call_sid) % len(self._call_locks)]:
-            if self.sqlite:
-                with self.engine.connect() as connection:
-                    connection.execution_options(read_only=True)
-                    tx = Tx(connection, now, lambda: self._decision(connection))
-                    try:
-                        yield tx
-                    finally:
-                        if connection.in_transaction():  # a read through Core began one
-                            connection.rollback()
-                    if tx.writing:
-                        with self._decision(connection) as writer:
-                            tx.commit(writer)
-            else:
+            if not self.sqlite:
                 with self.engine.begin() as connection:
                     tx = Tx(connection, now, lambda: nullcontext(connection))
                     yield tx
                     tx.commit(connection)
+                return
+            pooled = self.engine.raw_connection()
+            try:
+                db = Db(pooled.driver_connection)  # type: ignore[arg-type]
+                tx = Tx(db, now, lambda: self._decision(db), self.reading_connection)
+                try:
+                    yield tx
+                finally:
+                    tx.close()
+                if tx.core_writes:
+                    with self.connection() as writer:
+                        tx.commit(writer)
+                elif tx.writing:
+                    with self._decision(db) as writer:
+                        tx.commit(writer)
+            finally:
+                pooled.close()
 
     @contextmanager
-    def _decision(self, connection: sa.Connection) -> Iterator[sa.Connection]:
-        """A write transaction on a webhook's SQLite connection, then back to reading."""
-        if connection.in_transaction():
-            connection.rollback()
-        connection.execution_options(read_only=False)
-        try:
-            with self._write_lock, connection.begin():
-                yield connection
-        finally:
-            connection.execution_options(read_only=True)
+    def _decision(self, db: Db) -> Iterator[Conn]:
+        """A write transaction on a webhook's SQLite connection."""
+        with self._write_lock, _written(db):
+            yield db
+
+    def reading_connection(self) -> sa.Connection:
+        return self.engine.connect().execution_options(read_only=True)
 
     def rows(self, table: sa.Table, *where: Any, order: str = "id") -> list[dict[str, Any]]:
         """Every row of a table as dicts (for the console commands and tests)."""

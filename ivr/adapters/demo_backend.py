@@ -22,7 +22,7 @@ from ivr.adapters import demo_tables
 from ivr.adapters.demo_people import DemoPerson
 from ivr.errors import BackendError
 from ivr.ports import IssuedPin, MitIdAccount
-from ivr.store import moment, sql, write_lock
+from ivr.store import moment, short_write, sql
 
 PIN_DIGITS = 8
 
@@ -93,7 +93,7 @@ class DemoMitIdBackend:
         expires_at = now + self._validity
         cpr_hash = self.cpr_hash(cpr)
         try:
-            with write_lock(self._engine), self._engine.begin() as conn:
+            with short_write(self._engine) as conn:
                 at = (moment(conn, now), moment(conn, expires_at))
                 code_hash = _code_hash(self._key, code, salt)
                 sql(  # UNIQUE request_key: the guard

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from ivr.adapters import demo_tables
-from ivr.store import moment, sql, write_lock
+from ivr.store import moment, short_write, sql
 
 
 class EmbeddedSms:
@@ -27,7 +27,7 @@ class EmbeddedSms:
 
     def send(self, to: str, body: str) -> str:
         message_id = f"SM{uuid.uuid4().hex}"  # shaped like Twilio's message SIDs
-        with write_lock(self._engine), self._engine.begin() as connection:
+        with short_write(self._engine) as connection:
             sql(
                 connection,
                 'INSERT INTO demo_sms_inbox (message_id, "to", body, received_at) VALUES (?, ?, ?, ?)',
