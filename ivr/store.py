@@ -417,12 +417,28 @@ class Tx:
                 )
                 if updated.rowcount != 1:
                     raise Conflict(call_sid)
+        if self.postgres and len(self.writes) > 1 and not self.core_writes:
+            assert isinstance(writer, sa.Connection)
+            _pipelined(writer, self.writes)  # type: ignore[arg-type]
+            return
         for statement in self.writes:
             if isinstance(statement, tuple):
                 sql(writer, *statement)
             else:
                 assert isinstance(writer, sa.Connection)
                 writer.execute(statement)
+
+
+def _pipelined(writer: sa.Connection, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """The writes sent to PostgreSQL in one round trip (psycopg's pipeline mode), not one each."""
+    driver: Any = writer.connection.driver_connection
+    integrity = writer.dialect.loaded_dbapi.IntegrityError
+    try:
+        with driver.pipeline(), driver.cursor() as cursor:
+            for text, params in writes:
+                cursor.execute(_paramstyle(text, "postgresql"), params)
+    except integrity as error:
+        raise sa.exc.IntegrityError("the webhook's writes", None, error) from None
 
 
 class Store:
