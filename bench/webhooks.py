@@ -310,7 +310,7 @@ class Client:
                 twiml = await self.post(action, {**form, "Digits": keys}, index)
             if self.follow and ("<Hangup" not in twiml or "<Gather" in twiml):
                 raise Failed("the call did not end with a PIN sent")
-        except (Failed, aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, Failed, aiohttp.ClientError) as error:
             self.errors += 1
             self.first_error = self.first_error or f"{type(error).__name__}: {error}"
 
@@ -381,14 +381,14 @@ def fair(args: argparse.Namespace, work: Path, database_url: str | None) -> None
                         ratios.append(line_rate / bare_rate)
                         pin = _ms(line_client.latencies[PIN_WEBHOOK], 0.5)
                         menu = _ms(line_client.latencies[MENU_WEBHOOK], 0.5)
+                        bare_q = f"p50 {_ms(bare_lat, 0.5):5.1f} p99 {_ms(bare_lat, 0.99):6.1f} ms"
+                        line_q = f"p50 {_ms(line_lat, 0.5):5.1f} p99 {_ms(line_lat, 0.99):6.1f} ms"
                         rows.append(
                             f"  {in_flight:3} in flight, run {run}: "
-                            f"bare {bare_rate:7.0f}/s p50 {_ms(bare_lat, .5):5.1f} p99 {_ms(bare_lat, .99):6.1f} ms"
-                            f" (client CPU {bare_cpu:4.0%}) | "
-                            f"line {line_rate:6.0f}/s p50 {_ms(line_lat, .5):5.1f} p99 {_ms(line_lat, .99):6.1f} ms"
-                            f" (client CPU {line_cpu:4.0%}), errors {line_client.errors} | "
-                            f"ratio {line_rate / bare_rate:.2f} | PIN p50 {pin:5.1f} ms, menu p50 {menu:5.1f} ms"
-                            f" ({pin / menu:.1f}x)"
+                            f"bare {bare_rate:7.0f}/s {bare_q} (client CPU {bare_cpu:4.0%}) | "
+                            f"line {line_rate:6.0f}/s {line_q} (client CPU {line_cpu:4.0%}), "
+                            f"errors {line_client.errors} | ratio {line_rate / bare_rate:.2f} | "
+                            f"PIN p50 {pin:5.1f} ms, menu p50 {menu:5.1f} ms ({pin / menu:.1f}x)"
                         )
                         print(rows[-1], flush=True)
                         if line_client.errors:
@@ -408,7 +408,9 @@ PAUSE = (2.0, 4.0)
 CALL_SECONDS = 7 * sum(PAUSE) / 2  # seven keyings a call
 
 
-async def human_load(base: str, people: list[Person], questions: dict[str, str], n: int, seconds: float) -> dict:
+async def human_load(
+    base: str, people: list[Person], questions: dict[str, str], n: int, seconds: float
+) -> dict:
     """Open-loop arrivals keeping `n` calls going; latencies of the webhooks sent in the window."""
     rate = n / CALL_SECONDS
     async with _session(0) as http:
@@ -444,7 +446,8 @@ def human(args: argparse.Namespace, work: Path, database_url: str | None) -> Non
     store = "PostgreSQL" if database_url else "SQLite"
     print(
         f"human pace: open-loop arrivals, each caller keys {PAUSE[0]:.0f}-{PAUSE[1]:.0f} s after the answer "
-        f"(a call ~{CALL_SECONDS:.0f} s, 8 webhooks); `ivr serve` (8 threads) on one core (CPU {SERVER_CPU}), "
+        f"(a call ~{CALL_SECONDS:.0f} s, 8 webhooks); `ivr serve` (8 threads) on one core "
+        f"(CPU {SERVER_CPU}), "
         f"client{' and PostgreSQL' if database_url else ''} on CPU {CLIENT_CPU}; store {store}; "
         f"{args.seconds:.0f} s measured after {CALL_SECONDS:.0f} s of warm-up"
     )
@@ -456,7 +459,8 @@ def human(args: argparse.Namespace, work: Path, database_url: str | None) -> Non
         for n in levels:
             r = asyncio.run(human_load(base, people, questions, n, args.seconds))
             print(
-                f"  {n:5} simultaneous calls ({r['in_progress']} at the end): {r['per_second']:6.1f} webhooks/s, "
+                f"  {n:5} simultaneous calls ({r['in_progress']:.0f} at the end): "
+                f"{r['per_second']:6.1f} webhooks/s, "
                 f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:7.1f} ms, max {r['max']:7.1f} ms, "
                 f"errors {r['errors']} (client CPU {r['client_cpu']:.0%})",
                 flush=True,
@@ -469,7 +473,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_bare":
         serve_bare(int(sys.argv[2]), int(sys.argv[3]))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", nargs="?", choices=("fair", "human"), default="fair")
     parser.add_argument("--postgres", action="store_true", help="the line's store on a throwaway PostgreSQL")
     parser.add_argument("--runs", type=int, default=3)
