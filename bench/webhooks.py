@@ -65,6 +65,7 @@ OPEN_ALWAYS = json.dumps(
 )
 DEMO_PEOPLE = 4000  # enough distinct identities that no two calls in flight claim the same one
 PIN_WEBHOOK, MENU_WEBHOOK = 7, 2
+_FLUSH = " (synchronous_commit=off)" if "--no-flush-wait" in sys.argv else ""
 
 
 # -- the servers -------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def serve_bare(port: int, threads: int) -> None:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(work: Path) -> Iterator[str]:
+def throwaway_postgres(work: Path, synchronous_commit: bool = True) -> Iterator[str]:
     """A PostgreSQL cluster from the installed binaries (as tests/postgres.py makes), on CPU 1."""
     import glob
 
@@ -203,6 +204,8 @@ def throwaway_postgres(work: Path) -> Iterator[str]:
         **run,  # type: ignore[arg-type]
     )
     options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not synchronous_commit:  # a commit waits for no disk flush (what a fast disk would give)
+        options += " -c synchronous_commit=off"
     pg_ctl = [*owner, str(bin_dir / "pg_ctl"), "-D", str(home / "data")]
     subprocess.run([*pg_ctl, "-o", options, "-l", str(home / "log"), "-w", "start"], **run)  # type: ignore[arg-type]
     try:
@@ -353,7 +356,7 @@ def fair(args: argparse.Namespace, work: Path, database_url: str | None) -> None
     print(
         f"closed loop: whole temporary-PIN calls (8 webhooks each), {args.calls} calls a measurement; "
         f"each app on waitress, 8 threads, pinned to CPU {SERVER_CPU}; aiohttp client on CPU {CLIENT_CPU}; "
-        f"store {'PostgreSQL' if database_url else 'SQLite'}; Python {sys.version.split()[0]}"
+        f"store {'PostgreSQL' if database_url else 'SQLite'}{_FLUSH}; Python {sys.version.split()[0]}"
     )
     with line_server(work, database_url) as line_base, bare_server(work) as bare_base:
 
@@ -419,11 +422,13 @@ async def human_load(
         start = time.perf_counter()
         warm, end = start + CALL_SECONDS, start + CALL_SECONDS + seconds
         cpu = time.process_time()
-        while time.perf_counter() < end:
+        arrival = start
+        while arrival < end:  # on a schedule of its own: a busy client loop does not thin it out
+            await asyncio.sleep(max(0.0, arrival - time.perf_counter()))
             task = asyncio.create_task(client.call(PAUSE))
             calls.add(task)
             task.add_done_callback(calls.discard)
-            await asyncio.sleep(random.expovariate(rate))
+            arrival += random.expovariate(rate)
         cpu = (time.process_time() - cpu) / (end - start)
         in_progress = len(calls)
         await asyncio.gather(*calls)
@@ -443,7 +448,7 @@ async def human_load(
 def human(args: argparse.Namespace, work: Path, database_url: str | None) -> None:
     people, questions = people_and_questions()
     random.shuffle(people)
-    store = "PostgreSQL" if database_url else "SQLite"
+    store = f"PostgreSQL{_FLUSH}" if database_url else "SQLite"
     print(
         f"human pace: open-loop arrivals, each caller keys {PAUSE[0]:.0f}-{PAUSE[1]:.0f} s after the answer "
         f"(a call ~{CALL_SECONDS:.0f} s, 8 webhooks); `ivr serve` (8 threads) on one core "
@@ -453,7 +458,9 @@ def human(args: argparse.Namespace, work: Path, database_url: str | None) -> Non
     )
     levels = [args.simultaneous]
     if args.capacity:
-        levels += [level for level in (1000, 1500, 2000, 2500, 3000, 4000, 5000) if level > args.simultaneous]
+        levels += [
+            level for level in (750, 1000, 1250, 1500, 2000, 2500, 3000, 4000) if level > args.simultaneous
+        ]
     with line_server(work, database_url) as base:
         asyncio.run(human_load(base, people, questions, 50, 3))  # warm up
         for n in levels:
@@ -478,6 +485,11 @@ def main() -> None:
     )
     parser.add_argument("mode", nargs="?", choices=("fair", "human"), default="fair")
     parser.add_argument("--postgres", action="store_true", help="the line's store on a throwaway PostgreSQL")
+    parser.add_argument(
+        "--no-flush-wait",
+        action="store_true",
+        help="PostgreSQL with synchronous_commit=off: commits do not wait for this machine's disk",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--calls", type=int, default=120, help="whole calls a measurement (closed loop)")
     parser.add_argument("--in-flight", type=int, nargs="+", default=[4, 32])
@@ -488,7 +500,8 @@ def main() -> None:
     _pinned(CLIENT_CPU)
     work = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
     try:
-        with throwaway_postgres(work) if args.postgres else contextlib.nullcontext() as database_url:
+        postgres = throwaway_postgres(work, not args.no_flush_wait) if args.postgres else None
+        with postgres or contextlib.nullcontext() as database_url:
             (human if args.mode == "human" else fair)(args, work, database_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
