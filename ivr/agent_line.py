@@ -13,17 +13,26 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ivr.counters import SqlCounters
-from ivr.store import Store, agents, audit_events
+from ivr.store import Store, agents, audit_events, sql
 from ivr.twiml import Renderer
 
 CODE_TRIES, CODE_WINDOW = 5, dt.timedelta(hours=1)
+
+
+class PhoningAgent(NamedTuple):
+    """An agent with an agent code, as a call from their registered phone finds them."""
+
+    id: int
+    username: str
+    language: str
+    agent_code_hash: str
 
 
 @dataclass(frozen=True)
@@ -34,16 +43,17 @@ class AgentLine:
     clock: Callable[[], dt.datetime]
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
 
-    def agent_for(self, caller: str | None) -> Any | None:
+    def agent_for(self, caller: str | None) -> PhoningAgent | None:
         """The agent whose registered phone this is and who has an agent code, if any."""
         if not caller:
             return None
-        a = agents.c
-        query = sa.select(agents).where(
-            a.phone == caller, a.disabled.is_(False), a.agent_code_hash.isnot(None)
+        query = (
+            "SELECT id, username, language, agent_code_hash FROM agents"
+            " WHERE phone = ? AND disabled = ? AND agent_code_hash IS NOT NULL"
         )
-        with self.store.connection() as connection:
-            return connection.execute(query).first()
+        with self.store.reading() as connection:  # every new call asks: no write lock for it
+            row = sql(connection, query, (caller, False)).fetchone()
+        return PhoningAgent(*row) if row else None
 
     def answer(self, agent: Any) -> str:
         """Ask for the agent code, in the agent's language."""

@@ -19,7 +19,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from ivr.store import Store, Tx, attempts
+from ivr.store import Conn, Store, Tx, attempts, moment, sql
 
 GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
 """A guess is taken when verification starts and becomes a failure or a pass at the decision;
@@ -56,14 +56,14 @@ class SqlCounters:
     """The counters on the line's store (SQLite or PostgreSQL, the same statements), decided on
     the connections `connect` gives (see `Tx.decision`)."""
 
-    def __init__(self, connect: Callable[[], AbstractContextManager[sa.Connection]], postgres: bool) -> None:
+    def __init__(self, connect: Callable[[], AbstractContextManager[Conn]], postgres: bool) -> None:
         self.connect = connect
         self.postgres = postgres
 
     @classmethod
     def of(cls, tx: Tx) -> SqlCounters:
         """The counters as one webhook decides them."""
-        return cls(tx.decision, tx.reader.dialect.name == "postgresql")
+        return cls(tx.decision, tx.postgres)
 
     @classmethod
     def on(cls, store: Store) -> SqlCounters:
@@ -71,11 +71,11 @@ class SqlCounters:
         return cls(store.connection, not store.sqlite)
 
     @contextmanager
-    def _holding(self, keys: Iterable[str]) -> Iterator[sa.Connection]:
+    def _holding(self, keys: Iterable[str]) -> Iterator[Conn]:
         with self.connect() as connection:
             if self.postgres:
                 for key in sorted(set(keys)):  # always in the same order: no deadlock
-                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_id(key))))
+                    sql(connection, "SELECT pg_advisory_xact_lock(?)", (_advisory_id(key),))
             yield connection
 
     def take(self, key: str, kind: str, limit: int, since: dt.datetime, now: dt.datetime) -> bool:
@@ -83,20 +83,19 @@ class SqlCounters:
         with self._holding([key]) as connection:
             if _count(connection, key, (kind,), since) >= limit:
                 return False
-            connection.execute(sa.insert(attempts).values(key=key, kind=kind, at=now))
+            sql(connection, _INSERT, (key, kind, moment(connection, now)))
             return True
 
     def reserve_guess(self, keys: Sequence[str], limit: int, window: Window) -> list[int]:
         """Take one guess on every key, or none (empty) when any key is locked or used up."""
         with self._holding(keys) as connection:
             for key in keys:
-                if _locked(connection, key, window) or (
-                    _count(connection, key, (GUESS, FAILURE), window.failures_since) >= limit
-                ):
+                locks, used = _standing(connection, key, window)
+                if locks or used >= limit:
                     return []
-            insert = sa.insert(attempts).returning(attempts.c.id)
+            at = moment(connection, window.now)
             return [
-                int(connection.execute(insert.values(key=key, kind=GUESS, at=window.now)).scalar_one())
+                int(sql(connection, _INSERT + " RETURNING id", (key, GUESS, at)).fetchone()[0])
                 for key in keys
             ]
 
@@ -109,8 +108,12 @@ class SqlCounters:
             return "failed"
         with self._holding(keys) as connection:
             stands = passed and not any(_locked(connection, key, window) for key in keys)
-            mine = attempts.c.id.in_(guesses) & (attempts.c.kind == GUESS)
-            connection.execute(sa.update(attempts).where(mine).values(kind=PASSED if stands else FAILURE))
+            marks = ", ".join("?" * len(guesses))
+            sql(
+                connection,
+                f"UPDATE attempts SET kind = ? WHERE kind = ? AND id IN ({marks})",
+                (PASSED if stands else FAILURE, GUESS, *guesses),
+            )
             if stands:
                 return "passed"
             newly = [
@@ -120,7 +123,7 @@ class SqlCounters:
                 and _count(connection, key, (FAILURE,), window.failures_since) >= limit
             ]
             for key in newly:
-                connection.execute(sa.insert(attempts).values(key=key, kind=LOCK, at=window.now))
+                sql(connection, _INSERT, (key, LOCK, moment(connection, window.now)))
             return "locked" if newly else "failed"
 
     def is_locked(self, key: str, window: Window) -> bool:
@@ -142,6 +145,7 @@ class SqlCounters:
             .order_by(sa.func.max(c.at).desc())
         )
         with self.connect() as connection:
+            assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
             return [LockRow(key, kind, int(n), last) for key, kind, n, last in connection.execute(query)]
 
     def lift(self, key_prefix: str) -> list[str]:
@@ -150,6 +154,7 @@ class SqlCounters:
         c = attempts.c
         counted = c.kind.in_(LIFTABLE)
         with self.connect() as connection:
+            assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
             query = sa.select(c.key).where(c.key.startswith(key_prefix, autoescape=True), counted).distinct()
             found = sorted(connection.execute(query).scalars())
             if len(found) == 1:
@@ -157,11 +162,26 @@ class SqlCounters:
             return found
 
 
-def _count(connection: sa.Connection, key: str, kinds: Sequence[str], since: dt.datetime) -> int:
-    c = attempts.c
-    query = sa.select(sa.func.count()).where(c.key == key, c.kind.in_(kinds), c.at >= since)
-    return int(connection.execute(query).scalar_one())
+_INSERT = "INSERT INTO attempts (key, kind, at) VALUES (?, ?, ?)"
 
 
-def _locked(connection: sa.Connection, key: str, window: Window) -> bool:
+def _count(connection: Conn, key: str, kinds: Sequence[str], since: dt.datetime) -> int:
+    marks = ", ".join("?" * len(kinds))
+    query = f"SELECT count(*) FROM attempts WHERE key = ? AND kind IN ({marks}) AND at >= ?"
+    return int(sql(connection, query, (key, *kinds, moment(connection, since))).fetchone()[0])
+
+
+def _locked(connection: Conn, key: str, window: Window) -> bool:
     return _count(connection, key, (LOCK,), window.locked_since) > 0
+
+
+def _standing(connection: Conn, key: str, window: Window) -> tuple[int, int]:
+    """A key's locks in force, and its guesses and failures in the window, in one statement."""
+    query = (
+        "SELECT count(*) FILTER (WHERE kind = ? AND at >= ?),"
+        " count(*) FILTER (WHERE kind IN (?, ?) AND at >= ?) FROM attempts WHERE key = ?"
+    )
+    since = moment(connection, window.failures_since)
+    params = (LOCK, moment(connection, window.locked_since), GUESS, FAILURE, since, key)
+    locks, used = sql(connection, query, params).fetchone()
+    return int(locks), int(used)

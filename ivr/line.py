@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,7 +27,7 @@ from ivr.outbox import Outbox
 from ivr.ports import OutgoingSms
 from ivr.prompts import Spelled
 from ivr.state import CallState
-from ivr.store import Conflict, Store, Tx, call_sessions, desk_verifications
+from ivr.store import Conflict, SessionRow, Store, Tx, call_sessions, desk_verifications
 from ivr.twiml import Renderer
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,13 @@ ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 
 class CallerMismatch(IvrError):
     """A request for a known call came from another number than the call's own."""
+
+
+@functools.lru_cache(maxsize=128)
+def parsed(text: str) -> CallState:
+    """A stored call state, parsed once per webhook however often it is asked for (a state is
+    never changed in place: every change is a copy)."""
+    return CallState.model_validate_json(text)
 
 
 HOME_PREFIXES = ("+45", "+299")  # Denmark and Greenland: Danish first
@@ -102,7 +109,7 @@ class Line:
             if row is None:
                 log.warning("keys for a call the line does not know")
                 return self._unknown_call(tx, call_sid)
-            state = CallState.model_validate_json(row.state)
+            state = parsed(row.state)
             if state.ended or turn != row.turn:
                 tx.audit(call_sid, "stale_webhook_ignored")
                 return str(row.reply)
@@ -292,21 +299,21 @@ class Line:
         tx.save_session(state.call_sid, state, state.turn, twiml, was=was)
         return twiml
 
-    def _own_session(self, tx: Tx, call_sid: str, caller: str | None) -> sa.Row[Any] | None:
+    def _own_session(self, tx: Tx, call_sid: str, caller: str | None) -> SessionRow | None:
         """The call's stored row, provided the request comes from the number the call came from."""
         row = tx.session(call_sid)
         logs.bind(call_sid=call_sid)
         if row is not None:
-            state = CallState.model_validate_json(row.state)
+            state = parsed(row.state)
             logs.bind(step=state.step)
             if state.caller_key != self.caller_key(caller):
                 raise CallerMismatch(call_sid)
         return row
 
-    def _scrub(self, tx: Tx, row: sa.Row[Any], event: str, **detail: object) -> None:
+    def _scrub(self, tx: Tx, row: SessionRow, event: str, **detail: object) -> None:
         """The call is over: drop its secrets, and keep a goodbye as its last reply (the last
         reply may spell the document number or the user ID)."""
-        state = CallState.model_validate_json(row.state).scrubbed()
+        state = parsed(row.state).scrubbed()
         tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
         tx.forget_desk_document(state.call_sid)  # the agent on the call cannot go on with it either
         tx.audit(state.call_sid, event, step=state.step, **detail)
@@ -350,7 +357,7 @@ class Line:
             if row is None:  # the very first webhook failed: an agent still gets the call
                 self._escalate_unknown(tx, call_sid, reason)
                 return self.engine.languages
-            state = CallState.model_validate_json(row.state)
+            state = parsed(row.state)
             step = self.engine.flow.steps.get(state.step)
             chosen = not getattr(step, "say_in_every_language", False)
             languages = (state.language,) if chosen else self.engine.languages
@@ -362,7 +369,7 @@ class Line:
 
     def _language_in(self, tx: Tx, call_sid: str, caller: str | None) -> str:
         row = self._own_session(tx, call_sid, caller)
-        return CallState.model_validate_json(row.state).language if row else self.engine.languages[0]
+        return parsed(row.state).language if row else self.engine.languages[0]
 
     def _stored_reply(self, call_sid: str) -> str:
         """What the call was last told: the answer for a webhook that lost a race to its twin."""

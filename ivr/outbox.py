@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ivr.errors import BackendError, DeliveryUnknown
 from ivr.ports import OutgoingSms, SmsSender
-from ivr.store import Store, sms_outbox
+from ivr.store import Store, moment, short_write, sms_outbox, sql
 
 log = logging.getLogger(__name__)
 UNRESOLVED_AFTER = dt.timedelta(minutes=5)
@@ -34,23 +34,31 @@ class Outbox:
     clock: Callable[[], dt.datetime]
     patience: float = 7.0
     """Seconds to wait for a twin webhook's send: longer than the SMS provider's timeout."""
+    grace: float = 1.0
+    """Seconds a webhook without the text leaves a pending SMS to the one that has it."""
 
     def deliver(self, call_sid: str, message: OutgoingSms | None) -> tuple[str, str]:
         """Send the SMS the call queued last (its text in `message`; None once lost with a
         crashed process) unless it was handled already. Its status then (sent, failed, unknown),
         and the last two digits of the number it is for."""
-        row = sms_outbox.c
-        with self.store.connection() as connection:
-            newest = sa.select(row.key, row.status, row.to).where(row.call_sid == call_sid)
-            found = connection.execute(newest.order_by(row.id.desc()).limit(1)).first()
-            if found is None:
-                return "failed", ""
-            key, status, to = found
-            claim = sa.update(sms_outbox).where(row.key == key, row.status == "pending")
-            claimed = (
-                status == "pending"
-                and connection.execute(claim.values(status="sending", claimed_at=self.clock())).rowcount == 1
-            )
+        # Without the text (a twin of the webhook that queued it), a pending row is left a
+        # moment to the webhook that has the text: it claims it right after its commit, but
+        # under load a twin that came back through Twilio can get here first.
+        grace = time.monotonic() + (self.grace if message is None else 0)
+        while True:
+            with short_write(self.store.engine) as connection:
+                found = sql(connection, _NEWEST, (call_sid,)).fetchone()  # by the index on call_sid
+                if found is None:
+                    return "failed", ""
+                key, status, to = found
+                claimed = (
+                    status == "pending"
+                    and time.monotonic() >= grace
+                    and sql(connection, _CLAIM, (moment(connection, self.clock()), key)).rowcount == 1
+                )
+            if claimed or status != "pending":
+                break
+            time.sleep(0.02)
         if not claimed:  # handled already, or being handled by a twin of this webhook right now
             return self._outcome(key), to[-2:]
         return self._send(key, message), to[-2:]
@@ -60,10 +68,9 @@ class Outbox:
         another webhook is sending it; still sending after that: unknown."""
         deadline = time.monotonic() + self.patience
         while True:
-            with self.store.connection() as connection:
-                status = connection.execute(
-                    sa.select(sms_outbox.c.status).where(sms_outbox.c.key == key)
-                ).scalar()
+            with self.store.reading() as connection:
+                found = sql(connection, 'SELECT status FROM sms_outbox WHERE "key" = ?', (key,)).fetchone()
+                status = found[0] if found else None
             if status not in ("pending", "sending"):
                 return str(status)
             if time.monotonic() > deadline:
@@ -117,6 +124,12 @@ class Outbox:
             )
 
     def _finish(self, key: str, **values: object) -> str:
-        with self.store.connection() as connection:
-            connection.execute(sa.update(sms_outbox).where(sms_outbox.c.key == key).values(**values))
+        with short_write(self.store.engine) as connection:
+            names = ", ".join(f"{name} = ?" for name in values)
+            params = [moment(connection, v) if isinstance(v, dt.datetime) else v for v in values.values()]
+            sql(connection, f'UPDATE sms_outbox SET {names} WHERE "key" = ?', (*params, key))
         return str(values["status"])
+
+
+_NEWEST = 'SELECT "key", status, "to" FROM sms_outbox WHERE call_sid = ? ORDER BY id DESC LIMIT 1'
+_CLAIM = "UPDATE sms_outbox SET status = 'sending', claimed_at = ? WHERE \"key\" = ? AND status = 'pending'"

@@ -3,6 +3,10 @@
 SQLAlchemy Core, so the same code runs on the embedded SQLite default and on PostgreSQL.
 A webhook runs in one `Store.transaction()`: the call is locked for its length, so a
 retried or concurrent webhook of the same call waits and then sees the turn already taken.
+It holds one connection, reads outside a transaction (SQLite) or in its one transaction
+(PostgreSQL), and writes everything in one short transaction at the end. Its few statements
+(`sql`) go straight to the driver: SQLAlchemy's statement layer cost a webhook ten times what
+the database did; the rest of the store (the desk, the operator's commands) keeps Core.
 The tables below are made and changed by the migrations in `ivr/migrations/line`
 (`Store.upgrade()`, at every start); a test checks that the two agree.
 """
@@ -10,12 +14,15 @@ The tables below are made and changed by the migrations in `ivr/migrations/line`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
+import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 import sqlalchemy as sa
@@ -122,6 +129,7 @@ sms_outbox = sa.Table(
     sa.Column("delivery", sa.String(32)),  # the provider's last word: delivered, undelivered, ...
     sa.Column("delivery_at", sa.DateTime(timezone=True)),
     sa.Index("ix_sms_outbox_provider_id", "provider_id"),
+    sa.Index("ix_sms_outbox_call_sid", "call_sid"),
 )
 
 audit_events = sa.Table(
@@ -135,6 +143,9 @@ audit_events = sa.Table(
 )
 
 
+_WRITE_LOCKS: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for the URL, with SQLite set up for many threads and locked transactions.
 
@@ -143,11 +154,14 @@ def make_engine(url: str) -> sa.Engine:
     """
     if not url.startswith("sqlite"):
         return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    # A webhook holds a reader and, for a moment, a writer: enough connections for every thread.
+    # A webhook holds one connection: enough for every thread, and the desk and sweep beside.
     engine = sa.create_engine(
         url, hide_parameters=True, connect_args={"timeout": 30}, pool_size=32, max_overflow=32
     )
     private_file(engine.url.database)
+    # SQLite has one writer at a time: this process's threads queue on a lock rather than on
+    # SQLite's sleep-and-retry (which sleeps up to 100 ms a try under contention).
+    _WRITE_LOCKS[engine] = threading.Lock()
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -159,9 +173,83 @@ def make_engine(url: str) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
         reading = connection.get_execution_options().get("read_only", False)
-        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+        connection.connection.driver_connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     return engine
+
+
+def write_lock(engine: sa.Engine) -> AbstractContextManager[Any]:
+    """The lock this process's writers to a SQLite engine queue on (none for PostgreSQL)."""
+    return _WRITE_LOCKS.get(engine) or nullcontext()
+
+
+@functools.lru_cache(maxsize=256)
+def _paramstyle(text: str, dialect: str) -> str:
+    return text if dialect == "sqlite" else text.replace("?", "%s")
+
+
+class Db(NamedTuple):
+    """A pooled SQLite connection used without SQLAlchemy's Connection (a webhook's own)."""
+
+    driver: sqlite3.Connection
+
+
+Conn = sa.Connection | Db
+"""What `sql` runs statements on."""
+
+
+def sql(connection: Conn, text: str, params: Sequence[Any] = ()) -> Any:
+    """Run one statement (`?` placeholders) on the connection's driver, in its transaction, and
+    give the driver's cursor. A constraint violation is SQLAlchemy's IntegrityError, as with Core."""
+    integrity: Any
+    if isinstance(connection, Db):
+        driver: Any = connection.driver
+        dialect, integrity = "sqlite", sqlite3.IntegrityError
+    else:
+        driver = connection.connection.driver_connection
+        dialect, integrity = connection.dialect.name, connection.dialect.loaded_dbapi.IntegrityError
+    cursor = driver.cursor()
+    try:
+        cursor.execute(_paramstyle(text, dialect), params)
+    except integrity as error:
+        raise sa.exc.IntegrityError(text, None, error) from None
+    return cursor
+
+
+def moment(connection: Conn, value: dt.datetime | None) -> Any:
+    """A datetime as a statement run by `sql` takes it: on SQLite, the text SQLAlchemy stores
+    (UTC, naive, microseconds), so stored values compare as before."""
+    if value is None or not (isinstance(connection, Db) or connection.dialect.name == "sqlite"):
+        return value
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@contextmanager
+def short_write(engine: sa.Engine) -> Iterator[Conn]:
+    """One short write transaction for `sql`'s statements: on SQLite on a pooled connection
+    with SQLAlchemy's Connection skipped (`BEGIN IMMEDIATE`, under the process's write lock)."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            yield connection
+        return
+    with write_lock(engine):
+        pooled = engine.raw_connection()
+        try:
+            with _written(Db(pooled.driver_connection)) as db:  # type: ignore[arg-type]
+                yield db
+        finally:
+            pooled.close()
+
+
+@contextmanager
+def _written(db: Db) -> Iterator[Db]:
+    db.driver.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.driver.execute("ROLLBACK")
+        raise
+    db.driver.execute("COMMIT")
 
 
 def private_file(path: str | None) -> None:
@@ -192,6 +280,20 @@ class Conflict(Exception):
     """Another webhook of the same call committed first; this one's writes were dropped."""
 
 
+class SessionRow(NamedTuple):
+    """A call's stored row, as `Tx.session` reads it."""
+
+    call_sid: str
+    state: str
+    turn: int
+    reply: str
+    ended: bool
+
+
+Write = sa.Executable | tuple[str, tuple[Any, ...]]
+"""A statement for the commit: Core, or `sql`'s text and parameters."""
+
+
 class Tx:
     """One webhook's unit of work: reads go to the store at once, writes wait for the commit.
 
@@ -201,89 +303,142 @@ class Tx:
 
     def __init__(
         self,
-        reader: sa.Connection,
+        db: Conn,
         now: dt.datetime,
-        decision: Callable[[], AbstractContextManager[sa.Connection]],
+        decision: Callable[[], AbstractContextManager[Conn]],
+        core: Callable[[], sa.Connection] | None = None,
     ) -> None:
-        self.reader = reader
+        self.db = db
+        """The webhook's connection, for `sql`'s statements."""
         self.now = now
         self.decision = decision
         """A connection for a decision that must be atomic at once (a limit, a lock): on SQLite a
-        short write transaction of its own; on PostgreSQL the webhook's own transaction."""
-        self.writes: list[sa.Executable] = []
-        self.once: list[sa.Executable] = []
-        """Inserts that may already have been made (a second escalation of a call): skipped then."""
+        short write transaction on the webhook's connection; on PostgreSQL its own transaction."""
+        self.postgres = not isinstance(db, Db) and db.dialect.name == "postgresql"
+        self._core = core
+        self._reader = db if isinstance(db, sa.Connection) else None
+        self.writes: list[Write] = []
         self.session_write: tuple[str, int | None, dict[str, Any]] | None = None
         self.outgoing: list[OutgoingSms] = []
         """The SMS this webhook queued, with their text: kept in memory only, sent after the commit."""
+        self._stamp = moment(db, now)
 
-    def session(self, call_sid: str) -> sa.Row[Any] | None:
-        query = sa.select(call_sessions).where(call_sessions.c.call_sid == call_sid)
-        if self.reader.dialect.name != "sqlite":
-            query = query.with_for_update()  # other machines' webhooks of this call wait for us
-        return self.reader.execute(query).first()
+    @property
+    def reader(self) -> sa.Connection:
+        """A Core connection for reads (the hand-over's): on SQLite opened when first asked for."""
+        if self._reader is None:
+            assert self._core is not None
+            self._reader = self._core()
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None and self._core is not None:
+            self._reader.close()
+
+    @property
+    def core_writes(self) -> bool:
+        return any(not isinstance(statement, tuple) for statement in self.writes)
+
+    def session(self, call_sid: str) -> SessionRow | None:
+        query = "SELECT call_sid, state, turn, reply, ended FROM call_sessions WHERE call_sid = ?"
+        if self.postgres:
+            query += " FOR UPDATE"  # other machines' webhooks of this call wait for us
+        row = sql(self.db, query, (call_sid,)).fetchone()
+        return SessionRow(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def save_session(
         self, call_sid: str, state: CallState, turn: int, reply: str, *, was: int | None
     ) -> None:
         """Save the call, provided it is still at turn `was` (None: a new call) at commit."""
-        values = {
-            "state": state.model_dump_json(),
-            "turn": turn,
-            "reply": reply,
-            "updated_at": self.now,
-            "ended": state.ended,
-        }
+        values = {"state": state.model_dump_json(), "turn": turn, "reply": reply, "ended": state.ended}
         self.session_write = (call_sid, was, values)
 
     def add_escalation(self, **values: Any) -> None:
-        """Hand the call to an agent with this context (a call is handed over once)."""
-        self.once.append(sa.insert(escalations).values(created_at=self.now, **values))
+        """Hand the call to an agent with this context (a call is handed over once: a second
+        escalation of the call is skipped)."""
+        names = ("call_sid", "language", "intent", "verification", "reason", "document", "step")
+        self.writes.append(
+            (
+                "INSERT INTO escalations (created_at, call_sid, language, intent, verification, reason,"
+                " document, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid) DO NOTHING",
+                (self._stamp, *(values.get(name) for name in names)),
+            )
+        )
 
     def add_sms(self, message: OutgoingSms, call_sid: str, kind: str) -> None:
         """Queue an SMS: the outbox keeps that it exists, to whom (masked), and how it fares."""
         self.outgoing.append(message)
-        row = {"key": message.key, "call_sid": call_sid, "to": masked(message.to), "body": kind}
-        self.writes.append(sa.insert(sms_outbox).values(created_at=self.now, status="pending", **row))
+        self.writes.append(
+            (
+                'INSERT INTO sms_outbox ("key", call_sid, "to", body, status, created_at)'
+                " VALUES (?, ?, ?, ?, 'pending', ?)",
+                (message.key, call_sid, masked(message.to), kind, self._stamp),
+            )
+        )
 
     def forget_desk_document(self, call_sid: str) -> None:
         """The call is over: the desk's verification of it keeps no document number."""
-        d = desk_verifications.c
         self.writes.append(
-            sa.update(desk_verifications).where(d.call_sid == call_sid).values(document_number=None)
+            ("UPDATE desk_verifications SET document_number = NULL WHERE call_sid = ?", (call_sid,))
         )
 
     def audit(self, call_sid: str | None, name: str, **detail: object) -> None:
         text = json.dumps(detail, sort_keys=True)
         self.writes.append(
-            sa.insert(audit_events).values(at=self.now, call_sid=call_sid, event=name, detail=text)
+            (
+                "INSERT INTO audit_events (at, call_sid, event, detail) VALUES (?, ?, ?, ?)",
+                (self._stamp, call_sid, name, text),
+            )
         )
 
-    def commit(self, writer: sa.Connection) -> None:
+    @property
+    def writing(self) -> bool:
+        return self.session_write is not None or bool(self.writes)
+
+    def commit(self, writer: Conn) -> None:
         """Apply the writes; raise Conflict if the call moved on meanwhile."""
         if self.session_write is not None:
-            call_sid, was, values = self.session_write
+            call_sid, was, v = self.session_write
             if was is None:
-                try:
-                    with writer.begin_nested():
-                        writer.execute(
-                            sa.insert(call_sessions).values(call_sid=call_sid, started_at=self.now, **values)
-                        )
-                except sa.exc.IntegrityError:
-                    raise Conflict(call_sid) from None
-            else:
-                c = call_sessions.c
-                query = sa.update(call_sessions).where(c.call_sid == call_sid, c.turn == was).values(values)
-                if writer.execute(query).rowcount != 1:
+                inserted = sql(
+                    writer,
+                    "INSERT INTO call_sessions (call_sid, state, turn, reply, started_at, updated_at, ended)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid) DO NOTHING",
+                    (call_sid, v["state"], v["turn"], v["reply"], self._stamp, self._stamp, v["ended"]),
+                )
+                if inserted.rowcount != 1:
                     raise Conflict(call_sid)
+            else:
+                updated = sql(
+                    writer,
+                    "UPDATE call_sessions SET state = ?, turn = ?, reply = ?, updated_at = ?, ended = ?"
+                    " WHERE call_sid = ? AND turn = ?",
+                    (v["state"], v["turn"], v["reply"], self._stamp, v["ended"], call_sid, was),
+                )
+                if updated.rowcount != 1:
+                    raise Conflict(call_sid)
+        if self.postgres and len(self.writes) > 1 and not self.core_writes:
+            assert isinstance(writer, sa.Connection)
+            _pipelined(writer, self.writes)  # type: ignore[arg-type]
+            return
         for statement in self.writes:
-            writer.execute(statement)
-        for statement in self.once:
-            try:
-                with writer.begin_nested():
-                    writer.execute(statement)
-            except sa.exc.IntegrityError:
-                pass  # made already, by an earlier webhook of this call
+            if isinstance(statement, tuple):
+                sql(writer, *statement)
+            else:
+                assert isinstance(writer, sa.Connection)
+                writer.execute(statement)
+
+
+def _pipelined(writer: sa.Connection, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """The writes sent to PostgreSQL in one round trip (psycopg's pipeline mode), not one each."""
+    driver: Any = writer.connection.driver_connection
+    integrity = writer.dialect.loaded_dbapi.IntegrityError
+    try:
+        with driver.pipeline(), driver.cursor() as cursor:
+            for text, params in writes:
+                cursor.execute(_paramstyle(text, "postgresql"), params)
+    except integrity as error:
+        raise sa.exc.IntegrityError("the webhook's writes", None, error) from None
 
 
 class Store:
@@ -292,7 +447,7 @@ class Store:
         self.sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time: this process's threads queue on a lock rather than
         # on SQLite's sleep-and-retry. Webhooks of one call queue on one of the call locks.
-        self._write_lock = threading.Lock() if self.sqlite else None
+        self._write_lock = write_lock(engine)
         self._call_locks = [threading.Lock() for _ in range(64)]
 
     def upgrade(self) -> str:
@@ -307,7 +462,7 @@ class Store:
         within a second: webhooks are not held up for it, and the next sweep tries again."""
         if not self.sqlite:
             return True
-        with self._write_lock or nullcontext(), self.engine.connect() as connection:
+        with self._write_lock, self.engine.connect() as connection:
             # On the driver's own connection: outside any transaction, as SQLite requires.
             driver: Any = connection.connection.driver_connection
             driver.execute("PRAGMA busy_timeout = 1000")
@@ -320,25 +475,60 @@ class Store:
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:
         """One short transaction, committed when the block ends without an error."""
-        with self._write_lock or nullcontext(), self.engine.begin() as connection:
+        with self._write_lock, self.engine.begin() as connection:
             yield connection
 
     @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads only (on SQLite a plain `BEGIN`: no write lock), rolled back."""
+        with self.engine.connect() as connection:
+            reads = connection.execution_options(read_only=True).begin()  # ended even for `sql`'s reads
+            try:
+                yield connection
+            finally:
+                reads.rollback()
+
+    @contextmanager
     def transaction(self, now: dt.datetime, call_sid: str) -> Iterator[Tx]:
-        """A webhook of one call: reads, then all its writes at once (or none, on an error)."""
+        """A webhook of one call: reads, then all its writes at once (or none, on an error).
+
+        One connection throughout. On SQLite its reads run outside a transaction (the turn
+        check at the commit stands for a snapshot), a decision is a short write transaction of
+        its own, and the writes one more, under this process's write lock; SQLAlchemy's
+        Connection is skipped unless a Core statement needs it (the hand-over's). On PostgreSQL
+        it is all one transaction, the call's row locked from the first read."""
         with self._call_locks[hash(call_sid) % len(self._call_locks)]:
-            if self.sqlite:
-                with self.engine.connect().execution_options(read_only=True) as reader:
-                    tx = Tx(reader, now, self.connection)
-                    yield tx
-                    reader.rollback()
-                with self.connection() as writer:
-                    tx.commit(writer)
-            else:
+            if not self.sqlite:
                 with self.engine.begin() as connection:
                     tx = Tx(connection, now, lambda: nullcontext(connection))
                     yield tx
                     tx.commit(connection)
+                return
+            pooled = self.engine.raw_connection()
+            try:
+                db = Db(pooled.driver_connection)  # type: ignore[arg-type]
+                tx = Tx(db, now, lambda: self._decision(db), self.reading_connection)
+                try:
+                    yield tx
+                finally:
+                    tx.close()
+                if tx.core_writes:
+                    with self.connection() as writer:
+                        tx.commit(writer)
+                elif tx.writing:
+                    with self._decision(db) as writer:
+                        tx.commit(writer)
+            finally:
+                pooled.close()
+
+    @contextmanager
+    def _decision(self, db: Db) -> Iterator[Conn]:
+        """A write transaction on a webhook's SQLite connection."""
+        with self._write_lock, _written(db):
+            yield db
+
+    def reading_connection(self) -> sa.Connection:
+        return self.engine.connect().execution_options(read_only=True)
 
     def rows(self, table: sa.Table, *where: Any, order: str = "id") -> list[dict[str, Any]]:
         """Every row of a table as dicts (for the console commands and tests)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import string
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -10,7 +12,7 @@ from urllib.parse import urlencode
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.audio import Library, urls_for
-from ivr.engine import Reply, Utterance
+from ivr.engine import Listen, Reply, Utterance
 from ivr.prompts import Catalog, Slot
 
 PAUSE_TIME = "200ms"
@@ -48,6 +50,15 @@ class Urls:
         return f"{self.base}/voice/agent/dequeued?{urlencode({'agent': agent})}"
 
 
+_NO_SLOTS: Mapping[str, Slot] = {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _slot_names(prompt: str) -> frozenset[str]:
+    """The slots a prompt's text fills in."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(prompt) if name)
+
+
 @dataclass(frozen=True)
 class Renderer:
     catalog: Catalog
@@ -56,13 +67,38 @@ class Renderer:
     audio: Library = field(default_factory=lambda: Library(Path("/nonexistent")))
     """Recordings: a prompt recorded (or in a language played as audio) is played, not said."""
 
+    def __post_init__(self) -> None:
+        # A reply with no slots is the same text every time a step is reached at a turn: made
+        # once, not on every webhook. One with slots may spell a user ID or a document number,
+        # so it is never kept.
+        object.__setattr__(self, "_fixed", functools.lru_cache(maxsize=4096)(self._render))
+
     def reply(self, reply: Reply) -> str:
         """The TwiML for one engine reply: prompts nested in the Gather so keys cut them short."""
+        state = reply.state
+        used = {
+            name
+            for utterance in reply.speech
+            for name in _slot_names(self.catalog[utterance.language or state.language].prompts[utterance.key])
+        }
+        slots = {name: value for name, value in reply.slots.items() if name in used}
+        if slots:
+            return self._render(state.language, state.turn, reply.speech, reply.listen, reply.end, slots)
+        fixed: Callable[..., str] = self._fixed  # type: ignore[attr-defined]
+        return fixed(state.language, state.turn, reply.speech, reply.listen, reply.end)
+
+    def _render(
+        self,
+        language: str,
+        turn: int,
+        speech: tuple[Utterance, ...],
+        listen: Listen | None,
+        end: str | None,
+        slots: Mapping[str, Slot] = _NO_SLOTS,
+    ) -> str:
         response = VoiceResponse()
-        language = reply.state.language
-        if reply.listen is not None:
-            listen = reply.listen
-            action = self.urls.keys(reply.state.turn)
+        if listen is not None:
+            action = self.urls.keys(turn)
             gather = response.gather(
                 input="dtmf",
                 action=action,
@@ -71,12 +107,12 @@ class Renderer:
                 finish_on_key=listen.finish_on_key,
                 **({"num_digits": listen.num_digits} if listen.num_digits else {}),
             )
-            self._say(gather, reply.speech, reply.slots, language)
+            self._say(gather, speech, slots, language)
             # Silence: Twilio goes on to the next verb, which asks the same URL with no Digits.
             response.redirect(action, method="POST")
         else:
-            self._say(response, reply.speech, reply.slots, language)
-            if reply.end == "agent":
+            self._say(response, speech, slots, language)
+            if end == "agent":
                 self._enqueue(response)
             else:
                 response.hangup()

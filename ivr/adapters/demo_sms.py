@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from ivr.adapters import demo_tables
+from ivr.store import moment, short_write, sql
 
 
 class EmbeddedSms:
@@ -26,9 +27,12 @@ class EmbeddedSms:
 
     def send(self, to: str, body: str) -> str:
         message_id = f"SM{uuid.uuid4().hex}"  # shaped like Twilio's message SIDs
-        row = {"message_id": message_id, "to": to, "body": body, "received_at": self._clock()}
-        with self._engine.begin() as connection:
-            connection.execute(sa.insert(self.inbox).values(row))
+        with short_write(self._engine) as connection:
+            sql(
+                connection,
+                'INSERT INTO demo_sms_inbox (message_id, "to", body, received_at) VALUES (?, ?, ?, ?)',
+                (message_id, to, body, moment(connection, self._clock())),
+            )
         return message_id
 
     def received(self) -> dict[str, tuple[str, str]]:
