@@ -59,7 +59,8 @@ def ensure_built(engine: sa.Engine, seed: int, count: int, now: dt.datetime) -> 
     found = built(engine)
     if found is not None:
         return found
-    log.info("building the demo register once: %s people, seed %s (`ivr demo build`)", f"{count:,}", seed)
+    level = logging.INFO if count > _SMALL else logging.DEBUG  # a big one takes a while: say why
+    log.log(level, "building the demo register once: %s people, seed %s", f"{count:,}", seed)
     return build(engine, seed, count, now, replace=False)
 
 
