@@ -222,7 +222,8 @@ def test_same_request_key_issues_nothing(backend: DemoMitIdBackend, engine: sa.E
 
 
 def test_concurrent_same_request_key_issues_once(engine: sa.Engine, clock: Clock) -> None:
-    backends = [DemoMitIdBackend(DemoDirectory(engine, clock), engine, clock, VALIDITY, KEY) for _ in range(2)]
+    people = DemoDirectory(engine, clock)
+    backends = [DemoMitIdBackend(people, engine, clock, VALIDITY, KEY) for _ in range(2)]
     barrier = threading.Barrier(2)
     results: list[IssuedPin | None] = []
 
