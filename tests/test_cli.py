@@ -529,6 +529,15 @@ def test_secrets_are_never_repeated(shell: Shell) -> None:
         assert value not in done.stderr + unreachable.stderr
 
 
+def test_a_shared_database_without_a_shared_secret_key_is_refused(shell: Shell) -> None:
+    """Two machines each keeping a key of their own would count limits and locks apart."""
+    url = f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr"
+    lines = _says(shell.run("serve", "--port", str(free_port()), IVR_DATABASE_URL=url), "IVR_SECRET_KEY")
+    assert "the same on each" in lines[0]
+    assert "db-pass-word" not in "".join(lines)
+    assert not (shell.cwd / "data" / "secret.key").exists()  # refused before making one
+
+
 def test_a_data_dir_that_cannot_be_made_is_named(shell: Shell, tmp_path: Path) -> None:
     a_file = tmp_path / "not-a-directory"
     a_file.write_text("")
