@@ -195,6 +195,19 @@ def test_demo_people_prints_a_table_for_people_too(shell: Shell) -> None:
     assert "Mette Hansen" in done.stdout and "passport 100000001" in done.stdout
 
 
+def test_demo_build_replaces_the_register_the_line_then_serves(shell: Shell) -> None:
+    done = shell.run("demo", "build", "--people", "30", "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    assert "built the demo register: 30 people, seed 7" in done.stdout
+    people = shell.json("demo", "people")
+    assert len(people) == 30  # what was built, not IVR_DEMO_PEOPLE's 1,000
+    assert shell.json("demo", "people", "--first", "9") == people[:9]
+    assert people[0]["documents"] == [{"type": "passport", "number": "100000001"}]
+    refused = shell.run("demo", "build", "--people", "5")
+    assert refused.returncode == 2 and "at least 20" in refused.stderr
+    assert len(shell.json("demo", "people")) == 30
+
+
 # -- calling the running line -----------------------------------------------------------------------
 
 

@@ -8,8 +8,8 @@ start; `ivr demo build --people N` builds another size. The line then looks peop
 document and by CPR number through the indexes, so its start-up and memory do not grow with the
 register: a million people cost what a thousand do.
 
-A mobile's registration is kept as an age, not a date: the 48-hour case is 48 hours old
-whenever it is asked, as when the people were generated at every start.
+A mobile's registration is kept as an age, not a date: counted back from today's midnight (UTC),
+as when the people were generated at every start, so the 48-hour case stays two days old.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def _row(position: int, demo: DemoPerson, now: dt.datetime) -> dict[str, Any]:
 class DemoDirectory(Sequence[DemoPerson]):
     """The people of the register in a database, in their order, read on demand (never all
     held): by position, by document, by CPR number or by case. A mobile's registration date is
-    its age before the clock's now."""
+    its age before the clock's day (midnight UTC)."""
 
     def __init__(self, engine: sa.Engine, clock: Any) -> None:
         self._engine = engine
@@ -234,6 +234,8 @@ def _person(row: Any, documents: tuple[Document, ...], now: dt.datetime) -> Demo
     account = None
     if row.user_id is not None:
         age = row.mobile_age_seconds
-        registered = None if age is None else now.astimezone(dt.UTC) - dt.timedelta(seconds=age)
+        registered = (
+            None if age is None else _midnight(now.astimezone(dt.UTC).date()) - dt.timedelta(seconds=age)
+        )
         account = MitIdAccount(row.cpr, row.user_id, row.mobile, registered)
     return DemoPerson(person, account, backend_fails=row.backend_fails, case=row.case)
