@@ -167,9 +167,8 @@ def line(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     not_at_midnight()
     home = tmp_path_factory.mktemp("machines")
     for url in _database(postgres_url):
-        shared = {
+        shared = {  # the demo systems (register, PINs, the demo phones' SMS) share the store's database
             "IVR_DATABASE_URL": url,
-            "IVR_DEMO_BACKEND_DATABASE_URL": url,
             "IVR_PUBLIC_BASE_URL": PUBLIC,
             "IVR_TWILIO_AUTH_TOKEN": TOKEN,
             "IVR_SECRET_KEY": SECRET,
@@ -186,7 +185,6 @@ def line(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 twilio_auth_token=TOKEN,
                 secret_key=SECRET,
                 database_url=url,
-                demo_backend_database_url=url,
                 opening_hours=json.loads(ALL_WEEK),
             )
             observer = create_app(settings)
@@ -235,6 +233,37 @@ def test_a_call_whose_webhooks_alternate_between_the_servers_goes_on_as_one(line
     assert session["ended"]
 
 
+def _at_once(request: Request, servers: list[Server], each: int = 3) -> list[Answer]:
+    """Send the same request `each` times to every server, all released at the same moment."""
+    senders = [server for server in servers for _ in range(each)]
+    start = threading.Barrier(len(senders))
+    answers: list[Answer] = []
+
+    def send(server: Server) -> None:
+        start.wait(timeout=30)
+        answers.append(server.send(request))
+
+    threads = [threading.Thread(target=send, args=(server,)) for server in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == len(senders)
+    return answers
+
+
+def test_a_new_call_announced_to_both_servers_at_once_is_one_call(line: Line) -> None:
+    sid = f"CA{secrets.token_hex(16)}"
+    call = Call(line.observer, TOKEN, PUBLIC, language="en", caller="+4525000001", sid=sid)
+    answers = _at_once(call.request(f"{PUBLIC}/voice"), line.servers)
+    assert {a.status for a in answers} == {200}
+    assert len({a.body for a in answers}) == 1, [a.body for a in answers]
+    assert call.text("choose_language", "en") in answers[0].body
+    assert len(line.records.rows("call_sessions", call_sid=sid)) == 1
+    assert line.records.rows("audit_events", call_sid=sid, event="call_started")[0]["call_sid"] == sid
+    assert len(line.records.rows("audit_events", call_sid=sid, event="call_started")) == 1
+
+
 def test_the_same_webhook_replayed_to_both_servers_at_once_sends_one_sms(line: Line) -> None:
     person = line.person("passport_and_licence")
     mobile = "+4520123452"
@@ -247,21 +276,7 @@ def test_the_same_webhook_replayed_to_both_servers_at_once_sends_one_sms(line: L
     assert answer is not None
     request = call.pressing(answer + ("" if QUESTIONS[kind].digits else "#"))
 
-    replays = [server for server in line.servers for _ in range(3)]  # 3 to each, all at once
-    start = threading.Barrier(len(replays))
-    answers: list[Answer] = []
-
-    def replay(server: Server) -> None:
-        start.wait(timeout=30)
-        answers.append(server.send(request))
-
-    threads = [threading.Thread(target=replay, args=(server,)) for server in replays]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert len(answers) == len(replays)
+    answers = _at_once(request, line.servers)  # 3 to each server, all at once
     assert {a.status for a in answers} == {200}
     # Each replay gets the reply the call has: that the code was sent or, while the first is
     # still sending, the way back into the call (a Redirect), which then says it was sent.
