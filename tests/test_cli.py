@@ -23,6 +23,8 @@ import pytest
 import requests
 import yaml
 
+from ivr.cli import main
+
 REPO = Path(__file__).resolve().parent.parent
 IVR = str(Path(sys.executable).with_name("ivr"))
 SERVER_TOKEN = "cli-test-auth-token"
@@ -195,16 +197,20 @@ def test_demo_people_prints_a_table_for_people_too(shell: Shell) -> None:
     assert "Mette Hansen" in done.stdout and "passport 100000001" in done.stdout
 
 
-def test_demo_build_replaces_the_register_the_line_then_serves(shell: Shell) -> None:
-    done = shell.run("demo", "build", "--people", "30", "--seed", "7")
-    assert done.returncode == 0, done.stderr
-    assert "built the demo register: 30 people, seed 7" in done.stdout
-    people = shell.json("demo", "people")
+def test_demo_build_replaces_the_register_the_line_then_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))  # in this process: quicker
+    assert main(["demo", "build", "--people", "30", "--seed", "7"]) == 0
+    assert "built the demo register: 30 people, seed 7" in capsys.readouterr().out
+    assert main(["demo", "people", "--json"]) == 0
+    people = json.loads(capsys.readouterr().out)
     assert len(people) == 30  # what was built, not IVR_DEMO_PEOPLE's 1,000
-    assert shell.json("demo", "people", "--first", "9") == people[:9]
     assert people[0]["documents"] == [{"type": "passport", "number": "100000001"}]
-    refused = shell.run("demo", "build", "--people", "5")
-    assert refused.returncode == 2 and "at least 20" in refused.stderr
+    assert main(["demo", "people", "--json", "--first", "9"]) == 0
+    assert json.loads(capsys.readouterr().out) == people[:9]
+    assert main(["demo", "build", "--people", "5"]) == 2
+    assert "at least 20" in capsys.readouterr().err
 
 
 # -- calling the running line -----------------------------------------------------------------------
