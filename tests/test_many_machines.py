@@ -11,6 +11,7 @@ on the other machine when its server is killed (SIGKILL) in the middle.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -19,6 +20,7 @@ import secrets
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from ivr.ports import Document, DocumentType
 from ivr.prompts import Spelled
 from ivr.questions import QUESTIONS, expected
 from ivr.settings import Settings
+from ivr.store import IDLE_IN_TRANSACTION, call_sessions, make_engine
 from ivr.twilio_caller import Answer, Request
 from tests.calls import Call, Records
 from tests.postgres import _unavailable
@@ -91,7 +94,7 @@ class Server:
             self.process.wait(timeout=10)
 
     def send(self, request: Request) -> Answer:
-        return HttpTransport(self.base, PUBLIC).send(request)
+        return HttpTransport(self.base, PUBLIC, timeout=60).send(request)
 
 
 class Proxy:
@@ -114,6 +117,7 @@ class Proxy:
 class Line:
     servers: list[Server]
     observer: Flask  # reads the shared store (never serves): the catalog, records, the desk's queue
+    url: str  # the database
 
     @property
     def records(self) -> Records:
@@ -188,7 +192,7 @@ def line(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 opening_hours=json.loads(ALL_WEEK),
             )
             observer = create_app(settings)
-            yield Line(servers, observer)
+            yield Line(servers, observer, url)
             observer.extensions["ivr"].store.engine.dispose()
             observer.extensions["ivr"].services.backend._engine.dispose()
         finally:
@@ -383,3 +387,24 @@ def test_a_call_goes_on_on_the_other_server_when_its_server_is_killed(line: Line
     events = line.records.audit(call)
     assert events.count("verification_passed") == events.count("sms_sent") == 1
     assert call.outline.count("question") == 3
+
+
+def test_a_server_frozen_inside_a_webhook_holds_the_call_only_for_seconds(line: Line) -> None:
+    """A machine that stops dead inside a webhook (frozen, or cut off: no connection closed)
+    keeps its transaction, and the lock on the call in it, open. The database ends such a
+    transaction after IDLE_IN_TRANSACTION, and the call goes on on the other machine."""
+    call, _ = line.call()
+    call.choose_language()
+    frozen = make_engine(line.url).connect()  # as a line server connects
+    frozen.begin()
+    c = call_sessions.c
+    frozen.execute(sa.select(c.turn).where(c.call_sid == call.sid).with_for_update())
+    try:
+        started = time.monotonic()
+        call.press("1")  # the user ID: the webhook waits for the frozen one, then goes on
+        waited = time.monotonic() - started
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            frozen.close()
+    assert call.said == ["document_number"], call.heard
+    assert IDLE_IN_TRANSACTION.total_seconds() - 1 < waited < IDLE_IN_TRANSACTION.total_seconds() + 15
