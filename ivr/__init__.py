@@ -117,9 +117,11 @@ def create_app(
     app.extensions["ivr.agent_line"] = AgentLine(line.store, line.renderer, line.services.pseudonym, clock)
     app.extensions["ivr.validator"] = RequestValidator(settings.twilio_auth_token.get_secret_value())
     app.extensions["ivr.public_base_url"] = settings.public_base_url
-    from ivr import web
+    from ivr import health, metrics, web
 
     web.register(app)
+    health.register(app)
+    metrics.install(app, core.store, clock)
     return app
 
 

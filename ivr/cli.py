@@ -19,7 +19,7 @@ from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ivr import db_cli, misconfig, operations
+from ivr import db_cli, logs, misconfig, operations
 from ivr.desk import commands as desk_commands
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
@@ -35,7 +35,7 @@ DEMO_CALLERS = "+452000"
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `ivr` command; the exit status says whether it worked."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(_log_format())
     try:
         result: int = args.run(args)
         return result
@@ -48,6 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ivr demo people | head`
         sys.stderr.close()
         return 0
+
+
+def _log_format() -> str:
+    """`IVR_LOG_FORMAT` (text or json); text while the settings cannot be read, which the
+    command itself then reports."""
+    try:
+        return Settings().log_format
+    except (SettingsError, ValidationError):
+        return "text"
 
 
 def _explained(error: Misconfigured | SettingsError | ValidationError) -> Misconfigured:
@@ -145,7 +154,9 @@ def _parser() -> argparse.ArgumentParser:
 
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
-    table = flows.add_parser("table", help="the flow as a Markdown table (docs/call_flow.md)")
+    table = flows.add_parser(
+        "table", help="the flow as a Markdown table and a Mermaid diagram (docs/call_flow.md)"
+    )
     table.add_argument("--language", default="en")
     table.set_defaults(run=_table)
     return parser
@@ -187,9 +198,30 @@ def _serve(args: argparse.Namespace) -> int:
         settings.public_base_url,
         settings.data_dir.resolve(),
     )
+    if settings.metrics_port is not None:
+        _serve_metrics(app, settings)
     sweep.start(app.extensions["ivr"], settings.sweep_interval_seconds)
     server.run()
     return 0
+
+
+def _serve_metrics(app: Flask, settings: Settings) -> None:
+    """Prometheus metrics on their own port (loopback unless IVR_METRICS_HOST says otherwise)."""
+    from ivr import metrics
+
+    assert settings.metrics_port is not None
+    try:
+        metrics.serve(app.extensions["ivr.metrics"], settings.metrics_host, settings.metrics_port)
+    except OSError as error:
+        problem = getattr(error, "strerror", None) or str(error)
+        raise Misconfigured(
+            f"ivr serve: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {problem}.",
+            "ivr serve: fix: set IVR_METRICS_PORT to a free port (or unset it for no metrics), and "
+            "IVR_METRICS_HOST to an address this machine has.",
+        ) from None
+    logging.getLogger(__name__).info(
+        "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+    )
 
 
 def _call(args: argparse.Namespace) -> int:
@@ -372,18 +404,26 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from ivr import definitions
+    from ivr.flow_doc import document
+    from ivr.settings import REPO_ROOT
 
     settings = Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
+    doc = REPO_ROOT / "docs" / "call_flow.md"  # the repository's picture of its own flow
+    ours = (settings.flows_dir, settings.prompts_dir) == (REPO_ROOT / "call_flows", REPO_ROOT / "prompts")
+    mine = ours and settings.flow == "support" and doc.exists()
+    if mine and doc.read_text(encoding="utf-8") != document(flow, catalog["en"]):
+        print(f"{doc} is stale: regenerate it with `ivr flows table > docs/call_flow.md`", file=sys.stderr)
+        return 1
     print(f"ok: {len(flow.steps)} steps in {settings.flows_dir}, languages {', '.join(catalog)}")
     return 0
 
 
 def _table(args: argparse.Namespace) -> int:
     from ivr import definitions
-    from ivr.flow_doc import table
+    from ivr.flow_doc import document
 
     settings = Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
-    sys.stdout.write(table(flow, catalog[args.language]))
+    sys.stdout.write(document(flow, catalog[args.language]))
     return 0

@@ -1,6 +1,8 @@
-"""The call flow as a Markdown table, generated from `call_flows/` so it cannot drift.
+"""The call flow as a Markdown table and a Mermaid diagram, generated from `call_flows/` so
+neither can drift.
 
-`ivr flows table > docs/call_flow.md` writes it; a test fails when the committed copy is stale.
+`ivr flows table > docs/call_flow.md` writes both; `ivr flows check` and a test fail when the
+committed copy is stale. Code hosts draw the ```` ```mermaid ```` block as a picture.
 """
 
 from __future__ import annotations
@@ -19,6 +21,81 @@ from ivr.flows import (
     Step,
 )
 from ivr.prompts import Language
+
+# The shape of each kind of step in the diagram (Mermaid flowchart node syntax).
+SHAPES = {
+    "menu": ('["', '"]'),
+    "input": ('["', '"]'),
+    "question": ('["', '"]'),
+    "say": ('("', '")'),
+    "action": ('[["', '"]]'),
+    "branch": ('{"', '"}'),
+    "hangup": ('(["', '"])'),
+    "agent": ('[/"', '"/]'),
+}
+
+
+def document(flow: Flow, language: Language) -> str:
+    """docs/call_flow.md: the table, then the diagram."""
+    return table(flow, language) + "\n" + diagram(flow)
+
+
+def diagram(flow: Flow) -> str:
+    """The flow as a Mermaid flowchart: one node a step (its shape says its kind), one arrow a
+    way on, labelled with the key, outcome or case that takes it."""
+    d = flow.defaults
+    lines = [
+        "## Diagram",
+        "",
+        f"Every menu and input also leads to `{d.agent_step}` on `{d.agent_key}` and to",
+        f"`{d.too_many_tries_step}` after {d.max_tries} failures (not drawn). Shapes: menu, input or",
+        "question a box; said a rounded box; action a double box; branch a diamond; goodbye a",
+        "stadium; agent a parallelogram.",
+        "",
+        "```mermaid",
+        "flowchart TD",
+    ]
+    for name, step in flow.steps.items():
+        opening, closing = SHAPES[step.type]
+        lines.append(f"    {_node(name)}{opening}{_label(name)}{closing}")
+    for name, step in flow.steps.items():
+        for label, target in _arrows(step):
+            arrow = f' -->|"{_label(label)}"| ' if label else " --> "
+            lines.append(f"    {_node(name)}{arrow}{_node(target)}")
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def _arrows(step: Step) -> list[tuple[str, str]]:
+    """(label, target) of every way on from the step."""
+    arrows: list[tuple[str, str]] = []
+    match step:
+        case MenuStep():
+            arrows = [(key + _sets(choice), choice.next) for key, choice in step.options.items()]
+        case InputStep():
+            arrows = [(f"digits {step.finish_on_key}", step.next)]
+            arrows += [(f"{key}{step.finish_on_key}", choice.next) for key, choice in step.options.items()]
+        case QuestionStep():
+            arrows = [("answer", step.next)]
+        case ActionStep():
+            arrows = list(step.outcomes.items())
+        case BranchStep():
+            arrows = list(step.cases.items())
+        case SayStep():
+            arrows = [("", step.next)]
+    if isinstance(step, MenuStep | InputStep | QuestionStep) and step.on_no_input:
+        arrows.append(("silence", step.on_no_input))
+    return arrows
+
+
+def _node(name: str) -> str:
+    """A node ID no step name can make clash with Mermaid's words (`end`, `graph`, ...)."""
+    return "s_" + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+
+
+def _label(text: str) -> str:
+    """Text inside a quoted Mermaid label: `#` and quotes as Mermaid's entity codes."""
+    return text.replace("#", "#35;").replace('"', "#quot;")
 
 
 def table(flow: Flow, language: Language) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr import actions, handover
+from ivr import actions, handover, logs
 from ivr.engine import ActionNeeded, Engine, Reply, Result
 from ivr.errors import IvrError, without_values
 from ivr.outbox import Outbox
@@ -284,8 +284,12 @@ class Line:
     def _own_session(self, tx: Tx, call_sid: str, caller: str | None) -> sa.Row[Any] | None:
         """The call's stored row, provided the request comes from the number the call came from."""
         row = tx.session(call_sid)
-        if row is not None and CallState.model_validate_json(row.state).caller_key != self.caller_key(caller):
-            raise CallerMismatch(call_sid)
+        logs.bind(call_sid=call_sid)
+        if row is not None:
+            state = CallState.model_validate_json(row.state)
+            logs.bind(step=state.step)
+            if state.caller_key != self.caller_key(caller):
+                raise CallerMismatch(call_sid)
         return row
 
     def _scrub(self, tx: Tx, row: sa.Row[Any], event: str, **detail: object) -> None:

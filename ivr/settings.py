@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     desk_sign_in_failures: int = Field(5, ge=1)
     """Sign-ins one username may try in 15 minutes before the desk refuses more."""
 
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object a line (with the call SID and step), for a log collector."""
+    metrics_host: str = "127.0.0.1"
+    """Where `ivr serve` serves its Prometheus metrics: never the public webhook server."""
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    """The metrics port; unset, no metrics server is started."""
+
     demo_backend_database_url: str | None = None
     demo_seed: int = 2026
     demo_people: int = Field(1000, ge=20)

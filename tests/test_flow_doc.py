@@ -1,14 +1,22 @@
-"""The committed flow table is the one the flow file generates (docs that cannot rot)."""
+"""The committed flow document (table and diagram) is the one the flow file generates."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 from ivr import definitions
-from ivr.flow_doc import table
+from ivr.flow_doc import diagram, document, table
 from ivr.settings import REPO_ROOT
+
+IVR = str(Path(sys.executable).with_name("ivr"))
 
 
 def test_docs_call_flow_md_is_generated_from_the_flow_file() -> None:
     flow, catalog = definitions.load(REPO_ROOT / "call_flows", REPO_ROOT / "prompts", "support")
     committed = (REPO_ROOT / "docs" / "call_flow.md").read_text(encoding="utf-8")
-    assert committed == table(flow, catalog["en"]), "regenerate: ivr flows table > docs/call_flow.md"
+    assert committed == document(flow, catalog["en"]), "regenerate: ivr flows table > docs/call_flow.md"
+    assert "```mermaid\nflowchart TD\n" in committed
 
 
 def test_the_table_names_every_step_and_where_it_leads() -> None:
@@ -21,3 +29,43 @@ def test_the_table_names_every_step_and_where_it_leads() -> None:
     assert "9 digits (document_type = passport), 8 digits (document_type = driving_licence)" in text
     assert "1# → `foreign_document`" in text
     assert "sent → `pin_sent`" in text
+
+
+def test_the_diagram_draws_every_step_once_and_every_way_on() -> None:
+    flow, _ = definitions.load(REPO_ROOT / "call_flows", REPO_ROOT / "prompts", "support")
+    text = diagram(flow)
+    body = text.split("```mermaid\n", 1)[1].split("```", 1)[0].splitlines()
+    assert body[0] == "flowchart TD"
+    nodes = [
+        line.split("[", 1)[0].split("(", 1)[0].split("{", 1)[0].strip()
+        for line in body[1:]
+        if "--" not in line
+    ]
+    assert nodes == [f"s_{name}" for name in flow.steps]
+    arrows = [line.strip() for line in body[1:] if "--" in line]
+    assert '    s_main_menu -->|"2 (intent = temporary_pin)"| s_document_number' in text
+    assert '    s_document_number -->|"1#35;"| s_foreign_document' in text  # "#" as Mermaid's entity
+    assert '    s_deliver_pin -->|"sent"| s_pin_sent' in text
+    assert '    s_user_id_again -->|"silence"| s_goodbye' in text
+    assert "    s_welcome --> s_choose_language" in text
+    assert '    s_verified{"verified"}' in text and '    s_goodbye(["goodbye"])' in text
+    targets = {re.split(r"[ |]", line)[-1] for line in arrows}
+    assert targets <= set(nodes)
+    # every step is reached but the first, and the two every menu leads to (said, not drawn)
+    d = flow.defaults
+    assert set(nodes) - targets == {f"s_{flow.start}", f"s_{d.agent_step}", f"s_{d.too_many_tries_step}"}
+
+
+def test_flows_check_fails_on_a_stale_flow_document(tmp_path: Path) -> None:
+    doc = REPO_ROOT / "docs" / "call_flow.md"
+    kept = doc.read_text(encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    try:
+        doc.write_text(kept.replace("s_pin_sent", "s_pin_gone", 1), encoding="utf-8")
+        stale = subprocess.run([IVR, "flows", "check"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert stale.returncode == 1
+        assert "call_flow.md is stale" in stale.stderr
+    finally:
+        doc.write_text(kept, encoding="utf-8")
+    done = subprocess.run([IVR, "flows", "check"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
