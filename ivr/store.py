@@ -42,6 +42,7 @@ call_sessions = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ended", sa.Boolean, nullable=False, default=False),  # the flow is over (as in `state`)
+    sa.Index("ix_call_sessions_ended_updated_at", "ended", "updated_at"),  # the sweep's live calls
 )
 
 attempts = sa.Table(
@@ -127,6 +128,7 @@ sms_outbox = sa.Table(
     sa.Column("delivery", sa.String(32)),  # the provider's last word: delivered, undelivered, ...
     sa.Column("delivery_at", sa.DateTime(timezone=True)),
     sa.Index("ix_sms_outbox_provider_id", "provider_id"),
+    sa.Index("ix_sms_outbox_status", "status"),  # the sweep's SMS left unresolved
 )
 
 audit_events = sa.Table(
