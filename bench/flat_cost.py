@@ -83,17 +83,19 @@ class Server:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = _env(data_dir, self.base)
+        self.log = data_dir.parent / "serve.log"  # a file, not a pipe nobody reads (it would fill up)
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [IVR, "serve", "--port", str(self.port)],
-            env=self.env,
-            cwd=data_dir.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [IVR, "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=data_dir.parent,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ivr serve exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"ivr serve exited: {self.log.read_text()}")
             try:
                 if requests.post(f"{self.base}/voice", timeout=5).status_code == 403:
                     break
