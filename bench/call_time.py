@@ -7,19 +7,22 @@ Twilio as `ivr call` (`ivr.phone.place_call` through a `FlaskTransport`), keyed 
 scripted caller (`ivr.demo_caller.ScriptedKeys`, `?` answering a question as the demo person
 with passport 100000001 would). A first-time caller who knows nothing of the line: the Danish
 caller from a Danish number (+45 20 ...), the English one from a British number (+44 20 ...), so
-each hears their own language offered first. The knowledge questions are drawn at random on
-every call, so each journey is placed `--calls` times and the table gives the mean and the
-longest.
+each hears their own language offered first, and the Greenlandic one from a Greenlandic number
+(+299 ...), who hears Danish and English offered before Greenlandic. The knowledge questions are
+drawn at random on every call, so each journey is placed `--calls` times and the table gives the
+mean and the longest.
 
 Two callers:
 
 - listens to every prompt: `Call.duration`, the fake Twilio's estimate (speech at 150 words a
-  minute, half a second a key, a Gather's timeout where the keys did not end it);
+  minute, SSML breaks, played audio for as long as the file lasts, half a second a key, a Gather's
+  timeout where the keys did not end it);
 - barges in: keys as soon as they know what to key, cutting the prompts of a Gather short. They
-  key a menu choice once the sentence naming their key has been said ("press 2", "tast 1"), and a
-  number or an answer once the first sentence of the Gather's last prompt (the question itself,
-  up to its first "." or "?") has been said. Speech outside a Gather (the SMS news, goodbye)
-  cannot be cut short and is heard whole. Their time is the same estimate less the words they cut.
+  key a menu choice once the sentence naming their key has been said ("press 2", "tast 1",
+  "2 tooruk"), and a number or an answer once the first sentence of the Gather's last prompt (the
+  question itself, up to its first "." or "?") has been said. Speech outside a Gather (the SMS
+  news, goodbye) cannot be cut short and is heard whole. Their time is the same estimate less
+  what they cut: words said at 150 a minute; a played file's share of its words, of its length.
 
 Also prints the longest prompt of any prompts/*.yaml (a slot counts as one word).
 """
@@ -33,8 +36,10 @@ import re
 import statistics
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from flask import Flask  # noqa: E402
 
 from ivr import create_app  # noqa: E402
+from ivr.audio import every_piece  # noqa: E402
 from ivr.demo_caller import ScriptedKeys  # noqa: E402
 from ivr.phone import FlaskTransport, place_call  # noqa: E402
 from ivr.settings import Settings  # noqa: E402
@@ -57,11 +63,15 @@ OPEN_ALWAYS = {
 JOURNEYS = {
     ("temporary PIN", "en"): "2 2 100000001# 1 ? ? ?",
     ("temporary PIN", "da"): "1 2 100000001# 1 ? ? ?",
+    ("temporary PIN", "kl"): "3 2 100000001# 1 ? ? ?",
     ("user ID", "en"): "2 1 100000001# 1 ? ? ? 2",
     ("user ID", "da"): "1 1 100000001# 1 ? ? ? 2",
+    ("user ID", "kl"): "3 1 100000001# 1 ? ? ? 2",
 }
-MENU_KEY = r"\b(?:press|tast)\s+{key}\b"  # how a prompt names the key for a choice
+COUNTRY = {"da": "45", "en": "44", "kl": "299"}
+MENU_KEY = r"\b(?:(?:press|tast)\s+{key}|{key}\s+tooruk)\b"  # how a prompt names the key for a choice
 SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
+AUDIO = re.compile(r"^\[audio (\d+(?:\.\d+)?)s: (\S+)\]$")
 
 
 @dataclass(frozen=True)
@@ -76,44 +86,75 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _heard_before_keying(gather: list[str], keys: str) -> int:
-    """How many of the Gather's words a barge-in caller hears before keying `keys`."""
-    said = " ".join(gather)
+@dataclass(frozen=True)
+class Heard:
+    """One thing said (its words, at 150 a minute) or played (its words, for the file's length)."""
+
+    text: str
+    seconds: float
+
+    @property
+    def timed_words(self) -> list[float]:
+        """Each word's share of the time."""
+        n = _words(self.text)
+        return [self.seconds / n] * n if n else []
+
+
+def _heard_before_keying(gather: list[Heard], keys: str) -> float:
+    """How many seconds of the Gather a barge-in caller hears before keying `keys`."""
+    timed = [t for heard in gather for t in heard.timed_words]
+    said = " ".join(heard.text for heard in gather)
     if len(keys) == 1 and keys.isdigit():
         named = re.search(MENU_KEY.format(key=keys), said, re.IGNORECASE)
         if named:
             end = SENTENCE_END.search(said, named.end())
-            return _words(said[: end.end() if end else len(said)])
-        return _words(said)
-    before = " ".join(gather[:-1])
-    last = gather[-1] if gather else ""
-    end = SENTENCE_END.search(last)
-    return _words(before) + _words(last[: end.end() if end else len(last)])
+            return sum(timed[: _words(said[: end.end() if end else len(said)])])
+        return sum(timed)
+    before = sum(h.seconds for h in gather[:-1])
+    last = gather[-1] if gather else Heard("", 0)
+    end = SENTENCE_END.search(last.text)
+    return before + sum(last.timed_words[: _words(last.text[: end.end() if end else len(last.text)])])
 
 
-def _measure(transcript: list[str], seconds: int) -> Placed:
-    """Words heard in full and by a barge-in caller, from the phone's transcript."""
-    words = cut = 0
-    gather: list[str] = []
+def _measure(transcript: list[str], seconds: int, pieces: Mapping[str, Mapping[str, str]]) -> Placed:
+    """Words and seconds heard in full and by a barge-in caller, from the phone's transcript;
+    `pieces` gives the words of each played file (language -> piece -> words)."""
+    words = barge_words = 0
+    cut = 0.0
+    gather: list[Heard] = []
     for line in transcript:
-        if line.startswith("[waiting for keys"):
-            continue
-        if line.startswith("> "):
+        played = AUDIO.match(line)
+        if played:
+            code, name = urlsplit(played.group(2)).path.split("/")[-2:]
+            heard = Heard(pieces[code][name.rsplit(".", 1)[0]], float(played.group(1)))
+        elif line.startswith("> "):
             keys = line[2:].strip()
             if keys != "(silence)":
-                cut += sum(map(_words, gather)) - _heard_before_keying(gather, keys)
+                kept = _heard_before_keying(gather, keys)
+                total = sum(h.seconds for h in gather)
+                cut += total - kept
+                share = kept / total if total else 1
+                barge_words -= round(sum(_words(h.text) for h in gather) * (1 - share))
             gather = []
-        elif not line.startswith("["):
-            words += _words(line)
-            gather.append(line)
-    return Placed(seconds, words, seconds - cut / WORDS_PER_SECOND, words - cut)
+            continue
+        elif line.startswith("["):
+            continue
+        else:
+            heard = Heard(line, _words(line) / WORDS_PER_SECOND)
+        words += _words(heard.text)
+        barge_words += _words(heard.text)
+        gather.append(heard)
+    return Placed(seconds, words, seconds - cut, barge_words)
 
 
 def place(app: Flask, script: str, caller: str) -> Placed:
     keys = ScriptedKeys(script.split(), app)
     out = keys.listening(io.StringIO())
     call = place_call(FlaskTransport(lambda: app), BASE, TOKEN, keys, out, caller=caller)
-    return _measure(call.transcript, call.duration)
+    catalog = app.extensions["ivr"].services.catalog
+    return _measure(
+        call.transcript, call.duration, {code: every_piece(lang) for code, lang in catalog.items()}
+    )
 
 
 def longest_prompt() -> tuple[int, str]:
@@ -148,8 +189,7 @@ def main() -> int:
             placed = []
             for _ in range(args.calls):
                 n += 1
-                country = {"da": "45", "en": "44"}[language]
-                placed.append(place(app, script, caller=f"+{country}20{n:06d}"))
+                placed.append(place(app, script, caller=f"+{COUNTRY[language]}20{n:06d}"))
             rows.append((journey, language, script, placed))
 
     header = ("journey", "lang", "listens: s mean (max)", "words", "barges in: s mean (max)", "words")
@@ -168,7 +208,10 @@ def main() -> int:
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"Call time by `ivr call`'s estimate, {args.calls} calls per journey (da from +45, en from +44):")
+    print(
+        f"Call time by `ivr call`'s estimate, {args.calls} calls per journey"
+        " (da from +45, en from +44, kl from +299):"
+    )
     for i, row in enumerate(table):
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
         if i == 0:

@@ -22,6 +22,7 @@ from ivr.adapters.demo_people import DemoPerson, generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.adapters.demo_sms import EmbeddedSms
 from ivr.agent_line import AgentLine
+from ivr.audio import Library
 from ivr.checks import CHECKS
 from ivr.engine import Engine
 from ivr.flows import Flow
@@ -103,7 +104,12 @@ def create_app(
     line = Line(
         engine=Engine(core.flow, tuple(core.services.catalog), CHECKS),
         services=core.services,
-        renderer=Renderer(core.services.catalog, Urls(settings.public_base_url), settings.agent_queue),
+        renderer=Renderer(
+            core.services.catalog,
+            Urls(settings.public_base_url),
+            settings.agent_queue,
+            Library.scan(settings.prompts_dir / "audio"),
+        ),
         store=core.store,
         outbox=core.outbox,
         clock=clock,
@@ -114,6 +120,7 @@ def create_app(
     app.extensions["ivr"] = line
     app.extensions["ivr.settings"] = settings
     app.extensions["ivr.people"] = core.people
+    app.extensions["ivr.audio"] = line.renderer.audio
     app.extensions["ivr.agent_line"] = AgentLine(line.store, line.renderer, line.services.pseudonym, clock)
     app.extensions["ivr.validator"] = RequestValidator(settings.twilio_auth_token.get_secret_value())
     app.extensions["ivr.public_base_url"] = settings.public_base_url

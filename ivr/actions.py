@@ -81,12 +81,16 @@ def finish_verification(s: Services, tx: Tx, state: CallState, keys: str) -> Don
     return Done(str(v.outcome), state.model_copy(update={"verification": v}))
 
 
+USER_ID_GROUP = 4  # characters said together, then a short pause
+
+
 def look_up_user_id(s: Services, tx: Tx, state: CallState, keys: str) -> Done:
     account = s.backend.account(_verified_person(s, state).cpr)
     if account is None:
         return Done("no_mitid", state)
     tx.audit(state.call_sid, "user_id_told")
-    return Done("found", state, {"user_id": Spelled(account.user_id)})
+    words = state.collected.get("spelling") == "words"
+    return Done("found", state, {"user_id": Spelled(account.user_id, group=USER_ID_GROUP, words=words)})
 
 
 def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done:

@@ -154,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
 
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
+    prompts = commands.add_parser("prompts", help="the prompts' audio").add_subparsers(required=True)
+    render = prompts.add_parser("render", help="render missing audio with espeak-ng (audio languages)")
+    render.add_argument("--language", action="append", help="only this language (default: every audio one)")
+    render.add_argument("--force", action="store_true", help="render again even what is up to date")
+    render.set_defaults(run=_render)
     table = flows.add_parser(
         "table", help="the flow as a Markdown table and a Mermaid diagram (docs/call_flow.md)"
     )
@@ -403,12 +408,14 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ivr import definitions
+    from ivr import audio, definitions
     from ivr.flow_doc import document
     from ivr.settings import REPO_ROOT
 
     settings = Settings()
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
+    for warning in audio.warnings(catalog, settings.prompts_dir):
+        print(f"warning: {warning}", file=sys.stderr)
     doc = REPO_ROOT / "docs" / "call_flow.md"  # the repository's picture of its own flow
     ours = (settings.flows_dir, settings.prompts_dir) == (REPO_ROOT / "call_flows", REPO_ROOT / "prompts")
     mine = ours and settings.flow == "support" and doc.exists()
@@ -417,6 +424,15 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: {len(flow.steps)} steps in {settings.flows_dir}, languages {', '.join(catalog)}")
     return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from ivr import render
+    from ivr.prompts import load_catalog
+
+    settings = Settings()
+    catalog = load_catalog(settings.prompts_dir)
+    return render.run(catalog, settings.prompts_dir / "audio", args.language, force=args.force)
 
 
 def _table(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ivr import audio
 from ivr.actions import outcomes
 from ivr.checks import CHECKS
 from ivr.errors import DefinitionError
@@ -54,6 +55,8 @@ def load(flows_dir: Path, prompts_dir: Path, flow_name: str) -> tuple[Flow, Cata
     paths = sorted(flows_dir.glob("*.yaml"))
     flows = {path.stem: (load_flow(path), path) for path in paths}
     found = [p for flow, path in flows.values() for p in problems(flow, catalog, path, prompts_dir)]
+    if not found:
+        found = audio.problems(catalog, audio.Library.scan(prompts_dir / "audio"))
     if found:
         raise DefinitionError("call flows or prompts are broken:\n  " + "\n  ".join(found))
     if flow_name not in flows:

@@ -58,7 +58,8 @@ class ScriptedKeys:
         heard = self.tee.recent if self.tee else ""
         person = self._person(keyed)
         for kind, question in QUESTIONS.items():
-            if any(lang.prompts[f"question_{kind}"] in heard for lang in self.catalog.values()):
+            said = any(lang.prompts[f"question_{kind}"] in heard for lang in self.catalog.values())
+            if said or f"/question_{kind}." in heard:  # or played (/media/kl/question_postcode.wav)
                 answer = expected(kind, person.person) if person else None
                 return (answer or "1111") + ("" if question.digits else "#")
         return ""

@@ -192,7 +192,11 @@ class Engine:
             return self._enter(step.on_no_input, state, (), {}, "")
         if state.tries >= self.flow.tries_allowed(step):
             return self._escalate(state, f"repeated_{kind}")
-        sorry = d.no_input_prompt if kind == "no_input" else d.invalid_prompt
+        sorry = d.invalid_prompt
+        if kind == "no_input":
+            told = state.told_keys and d.no_input_again_prompt
+            sorry = d.no_input_again_prompt if told and d.no_input_again_prompt else d.no_input_prompt
+            state = state.model_copy(update={"told_keys": True})
         every = isinstance(step, MenuStep) and step.say_in_every_language
         return self._listen(state, step, self._utter((sorry,), every, state), {})
 
@@ -204,7 +208,8 @@ class Engine:
         """The prompts in the call's language, or in each language in turn (before one is chosen),
         the call's language first: before the choice, the one its calling number suggests."""
         if in_every_language:
-            first = [state.language] if state.language in self.languages else []
+            first = [lang for lang in [state.language, *state.offered] if lang in self.languages]
+            first = list(dict.fromkeys(first))
             order = first + [lang for lang in self.languages if lang not in first]
             return tuple(Utterance(k, lang) for lang in order for k in keys)
         return tuple(Utterance(k) for k in keys)

@@ -34,6 +34,9 @@ class Defaults(_Frozen):
     agent_key: str = Field("0", pattern=r"^[0-9*#]$")
     repeat_key: str = Field("*", pattern=r"^[0-9*#]$")
     no_input_prompt: str
+    no_input_again_prompt: str | None = None
+    """Said instead of `no_input_prompt` after the call's first silence: what `*` and `0` do (in
+    no_input_prompt) is told once."""
     invalid_prompt: str
     agent_step: str
     too_many_tries_step: str
@@ -153,6 +156,8 @@ def prompt_keys(flow: Flow) -> set[str]:
     keys = {flow.defaults.no_input_prompt, flow.defaults.invalid_prompt}
     if flow.defaults.context_prompt:
         keys.add(flow.defaults.context_prompt)
+    if flow.defaults.no_input_again_prompt:
+        keys.add(flow.defaults.no_input_again_prompt)
     for step in flow.steps.values():
         keys.update(getattr(step, "say", ()))
     return keys

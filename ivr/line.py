@@ -39,6 +39,7 @@ class CallerMismatch(IvrError):
 
 
 HOME_PREFIXES = ("+45", "+299")  # Denmark and Greenland: Danish first
+GREENLAND = "+299"  # ... and Greenlandic offered next
 
 
 def first_language(caller: str | None, languages: tuple[str, ...]) -> str:
@@ -47,6 +48,15 @@ def first_language(caller: str | None, languages: tuple[str, ...]) -> str:
     home = caller is None or caller.startswith(HOME_PREFIXES)
     wanted = "da" if home else "en"
     return wanted if wanted in languages else languages[0]
+
+
+def offered_order(caller: str | None, languages: tuple[str, ...]) -> list[str]:
+    """The language menu's order: the first language, then Greenlandic for a Greenlandic number,
+    then the others as the prompt files come."""
+    first = [first_language(caller, languages)]
+    if caller is not None and caller.startswith(GREENLAND) and "kl" in languages:
+        first.append("kl")
+    return list(dict.fromkeys(first + list(languages)))
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class Line:
                 caller_withheld=caller is None,
                 step=self.engine.flow.start,
                 language=first_language(caller, self.engine.languages),
+                offered=offered_order(caller, self.engine.languages),
             )
             tx.audit(call_sid, "call_started", withheld=caller is None)
             return self._settle(tx, self.engine.begin(state), was=None)

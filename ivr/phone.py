@@ -78,7 +78,7 @@ class HttpTransport:
             )
         except requests.RequestException as exc:
             raise PhoneError(f"cannot reach {target}: {exc.__class__.__name__}") from exc
-        return Answer(answer.status_code, answer.text)
+        return Answer(answer.status_code, answer.text, answer.content)
 
 
 class FlaskTransport:
@@ -95,7 +95,9 @@ class FlaskTransport:
             response = client.get(parts.path, query_string=parts.query, headers=headers)
         else:
             response = client.post(parts.path, query_string=parts.query, data=request.form, headers=headers)
-        return Answer(response.status_code, response.get_data(as_text=True))
+        body = response.get_data()
+        response.close()  # a file the line sent (send_file) is closed with it
+        return Answer(response.status_code, body.decode("utf-8", "replace"), body)
 
 
 @dataclass
@@ -172,7 +174,7 @@ class _Phone:
             if text:
                 self.line(text)
         elif event.kind == "play":
-            self.line(f"[audio: {event.text}]")
+            self.line(f"[audio {event.seconds:.1f}s: {event.text}]")
         elif event.kind == "pause":
             self.line(f"[pause {event.text}s]")
         elif event.kind == "listen" and event.listen:

@@ -22,6 +22,9 @@ from ivr.hours import OpeningSpan
 # libyaml's loader when PyYAML has it (ten times faster: definitions are read at every start)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+PAUSE = "\x1f"
+"""Where a short pause goes in a prompt's text (between the groups of a spelled value)."""
+LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 USER_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzæøå0123456789{}!#$ ^,*()_+-=:;?.@")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ZONES = frozenset({"Europe/Copenhagen", "America/Nuuk"})
@@ -30,9 +33,13 @@ ZONES = frozenset({"Europe/Copenhagen", "America/Nuuk"})
 
 @dataclass(frozen=True)
 class Spelled:
-    """A value read aloud one character at a time (a document number, a user ID)."""
+    """A value read aloud one character at a time (a document number, a user ID): in groups of
+    `group` characters with a short pause between them (0: no groups), and with a spelling word
+    for each letter if `words` ("S som i Søren", "S as in Sierra")."""
 
     value: str
+    group: int = 0
+    words: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,17 @@ class Language(BaseModel):
 
     code: str
     name: str
-    say_language: str
-    voice: str
+    say_language: str = ""
+    voice: str = ""
+    audio: bool = False
+    """No text-to-speech speaks it: every prompt is played from prompts/audio/<code>/ (ivr/audio.py)."""
+    reviewed: bool = True
+    """False until a native speaker has checked the texts; `ivr flows check` warns while False."""
     prompts: dict[str, str]
     characters: dict[str, str]
+    spelling: dict[str, str] = {}
+    """A spelling word for each letter, said on request ("S som i Søren"); a character with
+    none is said by its name."""
     weekdays: dict[str, str]
     sms: dict[str, str]
     date_format: str
@@ -65,7 +79,16 @@ class Language(BaseModel):
 
     def text(self, key: str, slots: Mapping[str, Slot] | None = None) -> str:
         """The prompt's words with its slots filled in."""
-        return self.prompts[key].format_map({k: self.render(v) for k, v in (slots or {}).items()})
+        return "".join(self.stretches(key, slots))
+
+    def stretches(self, key: str, slots: Mapping[str, Slot] | None = None) -> list[str]:
+        """The prompt's words in the stretches said without a pause (a short pause between)."""
+        filled = self.prompts[key].format_map({k: self.render(v) for k, v in (slots or {}).items()})
+        return filled.split(PAUSE)
+
+    def spell(self, ch: str, words: bool = False) -> str:
+        """How one character is read: its name, or its spelling word."""
+        return self.spelling.get(ch, self.characters[ch]) if words else self.characters[ch]
 
     def sms_text(self, key: str, **slots: str) -> str:
         return self.sms[key].format_map(slots)
@@ -76,7 +99,10 @@ class Language(BaseModel):
 
     def render(self, value: Slot) -> str:
         if isinstance(value, Spelled):
-            return ", ".join(self.characters[ch] for ch in value.value.lower())
+            said = [self.spell(ch, value.words) for ch in value.value.lower()]
+            size = value.group or len(said) or 1
+            groups = [", ".join(said[at : at + size]) for at in range(0, len(said), size)]
+            return f",{PAUSE} ".join(groups)
         if isinstance(value, OpeningTimes):
             return ", ".join(self._span(span) for span in value.spans)
         return value
@@ -132,8 +158,12 @@ def check_catalog(catalog: Catalog, needed: set[str], directory: Path) -> list[s
         missing_chars = sorted(USER_ID_ALPHABET - lang.characters.keys())
         if missing_chars:
             problems.append(f"{where}: no spoken name for characters {''.join(missing_chars)!r}")
+        if lang.spelling and not LETTERS <= lang.spelling.keys() <= USER_ID_ALPHABET:
+            problems.append(f"{where}: spelling must give a word for every letter a-z, and only letters")
         if set(lang.weekdays) != set(WEEKDAYS):
             problems.append(f"{where}: weekdays must name exactly {', '.join(WEEKDAYS)}")
+        if not lang.audio and not (lang.say_language and lang.voice):
+            problems.append(f"{where}: say_language and voice are needed unless audio: true")
         if set(lang.time_zones) != ZONES:
             problems.append(f"{where}: time_zones must name exactly {', '.join(sorted(ZONES))}")
     return problems

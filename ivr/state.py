@@ -38,9 +38,13 @@ class CallState(BaseModel):
     caller_withheld: bool = False
     step: str
     language: str = "da"
+    offered: list[str] = []
+    """The order the language menu offers the languages in (empty: the call's first, then the rest)."""
     turn: int = 0
     tries: int = 0
     inputs: int = 0
+    told_keys: bool = False
+    """The caller has been told what `*` and `0` do (after their first silence)."""
     collected: dict[str, str] = {}
     verification: Verification | None = None
     escalation_reason: str | None = None

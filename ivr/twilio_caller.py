@@ -53,6 +53,8 @@ from ivr.twilio_rules import (
     PhoneError,
     Request,
     Transport,
+    audio_seconds,
+    break_seconds,
     gather_keys,
     method_of,
     number_of,
@@ -113,6 +115,7 @@ class TwilioCall:
         self._dial_action: tuple[str, str] | None = None  # where Twilio reports how the Dial ended
         self._gather: _Pending | None = None
         self._queue: _Pending | None = None
+        self._played: dict[str, float] = {}  # audio fetched once per call, as Twilio caches it
 
     # -- the state of the call -------------------------------------------------------------------
     @property
@@ -236,6 +239,20 @@ class TwilioCall:
             raise PhoneError(f"{asked} answered <{self.document.tag}>, not a TwiML <Response>")
         return list(self.document), request.url
 
+    def _audio(self, url: str) -> float:
+        """Fetch a <Play>'s audio as Twilio does (a GET, unsigned): how long it plays. Audio that
+        is missing or that Twilio cannot play is a PhoneError: the caller would hear nothing."""
+        if url not in self._played:
+            answer = self.transport.send(Request(url, {}, "", "GET"))
+            where = url.removeprefix(self.public)
+            if answer.status != 200:
+                raise PhoneError(f"<Play> {where}: the audio answered HTTP {answer.status}")
+            seconds = audio_seconds(answer.content)
+            if seconds is None:
+                raise PhoneError(f"<Play> {where}: not WAV or MP3 audio")
+            self._played[url] = seconds
+        return self._played[url]
+
     def _run(self, verbs: Sequence[ET.Element], url: str) -> None:
         """Run verbs until the call waits (Gather, Enqueue) or ends."""
         self.ended = ""
@@ -243,11 +260,11 @@ class TwilioCall:
         while at < len(verbs):
             verb, at = verbs[at], at + 1
             if verb.tag in SPOKEN:
-                self._speak(verb)
+                self._speak(verb, url)
             elif verb.tag == "Gather":
                 self.listen = read_gather(verb, url)
                 for child in verb:
-                    self._speak(child)
+                    self._speak(child, url)
                 self._gather = _Pending(verb, verbs[at:], url)
                 self._emit(Event("listen", "", self.listen))
                 return
@@ -283,11 +300,11 @@ class TwilioCall:
                 allowed = ", ".join(WAIT_URL_VERBS)
                 raise PhoneError(f"<{verb.tag}> in a waitUrl answer: Twilio allows only {allowed}")
             if verb.tag in SPOKEN:
-                self._speak(verb)
+                self._speak(verb, url)
             elif verb.tag == "Gather":  # on hold nobody keys: no input, the next verb
                 read_gather(verb, url)
                 for child in verb:
-                    self._speak(child)
+                    self._speak(child, url)
             elif verb.tag == "Redirect":
                 verbs, url = self._fetch(self._redirect(verb, url))
                 at = 0
@@ -363,15 +380,17 @@ class TwilioCall:
             raise PhoneError("<Redirect> without a URL")
         return self.request(urljoin(url, target), {}, method_of(verb))
 
-    def _speak(self, verb: ET.Element) -> None:
+    def _speak(self, verb: ET.Element, url: str) -> None:
         loops = number_of(verb, "loop", 1, 0) if verb.tag != "Pause" else 1
         for _ in range(max(loops or 1, 1)):
             if verb.tag == "Say":
                 text = "".join(verb.itertext())
-                self.seconds += len(text.split()) / WORDS_PER_SECOND
+                self.seconds += len(text.split()) / WORDS_PER_SECOND + break_seconds(verb)
                 self._emit(Event("say", text))
             elif verb.tag == "Play":
-                self._emit(Event("play", (verb.text or "").strip()))
+                seconds = self._audio(urljoin(url, (verb.text or "").strip()))
+                self.seconds += seconds
+                self._emit(Event("play", (verb.text or "").strip(), seconds=seconds))
             else:
                 length = number_of(verb, "length", 1, 1)
                 self.seconds += length or 1

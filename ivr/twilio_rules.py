@@ -38,6 +38,8 @@ class Request:
 class Answer:
     status: int
     body: str
+    content: bytes = b""
+    """The body as bytes (what a <Play> fetches)."""
 
 
 class Transport(Protocol):
@@ -72,7 +74,8 @@ class Keyed:
 @dataclass(frozen=True)
 class Event:
     """Something that happened on the call: ``say``, ``play``, ``pause`` (text: seconds),
-    ``listen``, ``keys`` (text: the Digits sent), ``queue`` (text: its name), ``hold`` (no waitUrl:
+    ``play`` (text: the URL; seconds: how long it played), ``listen``, ``keys`` (text: the Digits
+    sent), ``queue`` (text: its name), ``hold`` (no waitUrl:
     Twilio's music), ``leave`` or ``end`` (text: ``hangup``, ``rejected``, ``end-of-twiml``);
     for a Dial, ``dial``, then ``whisper`` (what the answering person hears) and ``connected`` or
     ``dropped`` (text: the number dialled)."""
@@ -81,6 +84,22 @@ class Event:
     text: str
     listen: Listen | None = None
     keyed: Keyed | None = None
+    seconds: float = 0.0
+
+
+def break_seconds(verb: ET.Element) -> float:
+    """The SSML <break time="300ms"/> (or "1s") pauses inside a <Say>; Twilio's default 0.5 s
+    for a break with a strength and no time."""
+    total = 0.0
+    for brk in verb.iter("break"):
+        time = brk.get("time", "")
+        if time.endswith("ms") and time[:-2].isdigit():
+            total += int(time[:-2]) / 1000
+        elif time.endswith("s") and time[:-1].replace(".", "", 1).isdigit():
+            total += float(time[:-1])
+        else:
+            total += 0.5
+    return total
 
 
 def refusal(keys: str) -> str | None:
@@ -145,3 +164,31 @@ def read_gather(verb: ET.Element, url: str) -> Listen:
         timeout=timeout,
         action_on_empty_result=empty == "true",
     )
+
+
+MP3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # MPEG-1 layer III
+
+
+def audio_seconds(data: bytes) -> float | None:
+    """How long a WAV (any encoding: its byte rate says) or an MP3 (from its first frame's bit
+    rate, as if constant) plays; None when it is neither."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        byte_rate = frames = None
+        at = 12
+        while at + 8 <= len(data):
+            tag, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+            if tag == b"fmt " and size >= 16:
+                byte_rate = int.from_bytes(data[at + 16 : at + 20], "little")
+            elif tag == b"data":
+                frames = min(size, len(data) - at - 8)
+            at += 8 + size + (size & 1)
+        return frames / byte_rate if byte_rate and frames is not None else None
+    start = 0
+    if data[:3] == b"ID3" and len(data) >= 10:  # a tag before the first frame: its size is syncsafe
+        start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10]))
+    header = data[start : start + 4]
+    if len(header) == 4 and header[0] == 0xFF and header[1] & 0xFE == 0xFA:  # MPEG-1 layer III
+        index = header[2] >> 4
+        if 0 < index < len(MP3_KBPS):
+            return (len(data) - start) * 8 / (MP3_KBPS[index] * 1000)
+    return None

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from ivr.audio import Library, urls_for
 from ivr.engine import Reply, Utterance
 from ivr.prompts import Catalog, Slot
+
+PAUSE_TIME = "200ms"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Renderer:
     catalog: Catalog
     urls: Urls
     queue: str
+    audio: Library = field(default_factory=lambda: Library(Path("/nonexistent")))
+    """Recordings: a prompt recorded (or in a language played as audio) is played, not said."""
 
     def reply(self, reply: Reply) -> str:
         """The TwiML for one engine reply: prompts nested in the Gather so keys cut them short."""
@@ -142,7 +148,8 @@ class Renderer:
 
     def whisper(self, language: str, parts: Iterable[tuple[str, Mapping[str, Slot]]]) -> str:
         """What the agent hears before the caller is put through: the call's context, one sentence."""
-        lang = self.catalog[language if language in self.catalog else next(iter(self.catalog))]
+        spoken = [code for code, lang in self.catalog.items() if not lang.audio]
+        lang = self.catalog[language if language in spoken else spoken[0]]
         words = [lang.text(key, slots) for key, slots in parts if key in lang.prompts]
         response = VoiceResponse()
         response.say(", ".join(words) + ".", language=lang.say_language, voice=lang.voice)
@@ -200,4 +207,13 @@ class Renderer:
     ) -> None:
         for utterance in speech:
             lang = self.catalog[utterance.language or language]
-            parent.say(lang.text(utterance.key, slots), language=lang.say_language, voice=lang.voice)
+            played = urls_for(self.audio, self.urls.base, lang, utterance.key, slots)
+            if played is not None:
+                for url in played:
+                    parent.play(url)
+                continue
+            first, *rest = lang.stretches(utterance.key, slots)
+            say = parent.say(first, language=lang.say_language, voice=lang.voice)
+            for stretch in rest:  # SSML: a short pause, as between the groups of a spelled user ID
+                say.break_(time=PAUSE_TIME)
+                say.append(stretch)

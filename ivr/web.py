@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, request, send_file
 from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
 
 from ivr.agent_line import AgentLine
+from ivr.audio import MIME, Library
 from ivr.errors import without_values
 from ivr.line import CallerMismatch, Line
 from ivr.twilio_form import CallForm, MessageStatusForm
@@ -28,6 +29,9 @@ MAX_BODY = 64 * 1024
 SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{27}=$")  # base64 of an HMAC-SHA1
 voice = Blueprint("voice", __name__, url_prefix="/voice")
 sms = Blueprint("sms", __name__, url_prefix="/sms")
+media = Blueprint("media", __name__, url_prefix="/media")
+"""The prompts' audio, for Twilio's <Play>: public and unsigned (Twilio signs no GET of media)."""
+MEDIA_MAX_AGE = 365 * 24 * 3600  # the URLs carry the file's hash: a changed file is a new URL
 FLOW_ROUTES = frozenset({"voice.incoming_call", "voice.keys", "voice.fallback"})
 
 
@@ -36,6 +40,7 @@ def register(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.register_blueprint(voice)
     app.register_blueprint(sms)
+    app.register_blueprint(media)
 
 
 def _agent_line() -> AgentLine:
@@ -163,6 +168,18 @@ def fallback() -> Response:
     form = _form()
     log.warning("Twilio called the fallback URL (Twilio error %s)", form.error_code)
     return _twiml(_line().apology(form.call_sid, form.caller, "twilio_fallback"))
+
+
+@media.get("/<code>/<name>")
+def media_file(code: str, name: str) -> Response:
+    """A recording found in the audio folder at start-up; nothing else, whatever the path says."""
+    library: Library = current_app.extensions["ivr.audio"]
+    path = library.path(code, name)
+    if path is None:
+        abort(404)
+    response = send_file(path, mimetype=MIME[path.suffix], conditional=True, etag=True)
+    response.headers["Cache-Control"] = f"public, max-age={MEDIA_MAX_AGE}, immutable"
+    return response
 
 
 @sms.post("/status")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import string
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import yaml
@@ -25,6 +27,7 @@ from twilio.request_validator import RequestValidator
 
 from ivr import store
 from ivr.adapters.demo_people import DemoPerson
+from ivr.audio import every_piece
 from ivr.flows import Flow, InputStep, MenuStep, QuestionStep
 from ivr.phone import FlaskTransport
 from ivr.ports import Document
@@ -33,7 +36,7 @@ from ivr.questions import QUESTIONS, expected
 from ivr.state import CallState
 from ivr.twilio_caller import Request, TwilioCall
 
-LANGUAGES = ("da", "en")
+LANGUAGES = ("da", "en", "kl")
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 INTENT_KEYS = {"user_id": "1", "temporary_pin": "2"}
 # One digit short of the shortest number the check takes (a licence's 8): a caller who stopped too early.
@@ -182,6 +185,16 @@ class Call:
         return self.text(key, language, **slots) in self.heard
 
     @property
+    def played(self) -> list[str]:
+        """The audio played since the caller's last action, as `<language>/<piece>` (no extension)."""
+        names = [
+            urlsplit(e.text).path.split("/")[-2:]
+            for e in self.twilio.events[self.since :]
+            if e.kind == "play"
+        ]
+        return [f"{code}/{name.rsplit('.', 1)[0]}" for code, name in names]
+
+    @property
     def said(self) -> list[str]:
         """The prompt keys of what the caller heard since their last action, in order."""
         return _keys_of(self._says(self.since), self.catalog)
@@ -213,7 +226,38 @@ class Call:
         ]
 
     def _says(self, since: int) -> list[str]:
-        return [event.text for event in self.twilio.events[since:] if event.kind == "say"]
+        """What was said; a prompt played as audio as its text, its slots filled with the words of
+        the pieces played for them (characters joined as `Language.text` joins them)."""
+        says: list[str] = []
+        playing: _Playing | None = None
+        pending: list[tuple[str, str]] = []  # a slot's pieces before its prompt's first fixed part
+        for event in self.twilio.events[since:]:
+            if event.kind == "say":
+                says += playing.text() if playing else []
+                says.append(event.text)
+                playing = None
+            elif event.kind == "play":
+                code, name = urlsplit(event.text).path.split("/")[-2:]
+                lang = self.catalog[code]
+                name = name.rsplit(".", 1)[0]
+                key, _, part = name.partition(".")
+                if name in lang.prompts or (key in lang.prompts and key not in ("hours_day", "hours_days")):
+                    fixed = int(part) if part else -1
+                    if playing is None or playing.key != key or fixed <= playing.last or fixed < 0:
+                        says += playing.text() if playing else []
+                        playing = _Playing(lang.prompts[key], key, pieces=pending)
+                        pending = []
+                    playing.pieces.append(("fixed", str(fixed)))
+                    playing.last = fixed
+                elif name == "pause":
+                    continue  # between the groups of a spelled value
+                elif playing is not None and playing.expects_slot():
+                    playing.pieces.append((name, every_piece(lang)[name]))
+                else:
+                    says += playing.text() if playing else []
+                    playing = None
+                    pending.append((name, every_piece(lang)[name]))
+        return says + (playing.text() if playing else [])
 
     # -- where the line has the call ---------------------------------------------------------
     @property
@@ -261,7 +305,7 @@ class Call:
 
     # -- whole stretches of a call ---------------------------------------------------------------
     def choose_language(self) -> Call:
-        return self.press({"da": "1", "en": "2"}[self.language])
+        return self.press({"da": "1", "en": "2", "kl": "3"}[self.language])
 
     def give_document(self, document: Document) -> Call:
         """At the document prompt: key in its number (its length says which document it is)."""
@@ -316,6 +360,37 @@ class Call:
         walks[step]()
         assert self.step == step, f"meant to reach {step}, the call is at {self.step}: {self.heard}"
         return self
+
+
+@dataclass
+class _Playing:
+    """A prompt being played as audio, piece by piece."""
+
+    template: str
+    key: str
+    last: int = -1
+    pieces: list[tuple[str, str]] = field(default_factory=list)
+
+    def expects_slot(self) -> bool:
+        """Whether a slot follows the fixed part played last."""
+        parsed = list(string.Formatter().parse(self.template))
+        return 0 <= self.last < len(parsed) and parsed[self.last][1] is not None
+
+    def text(self) -> list[str]:
+        filled, rest = "", list(self.pieces)
+        for n, (literal, slot, _, _) in enumerate(string.Formatter().parse(self.template)):
+            filled += literal or ""
+            if rest and rest[0] == ("fixed", str(n)):
+                rest.pop(0)
+            if slot is not None:
+                words = []
+                while rest and rest[0][0] != "fixed":
+                    words.append(rest.pop(0))
+                if all(name.startswith("num_") for name, _ in words):  # a number: as Language.text has it
+                    words = [(name, name.removeprefix("num_")) for name, _ in words]
+                spelled = all(name.startswith(("char_", "spell_")) for name, _ in words)
+                filled += (", " if spelled else " ").join(text for _, text in words)
+        return [filled]
 
 
 def _wrong(truth: str | None, digits: int | None) -> str:

@@ -32,6 +32,8 @@ class FakeLine:
     token: str = TOKEN
     received: list[Received] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)
+    media: dict[str, bytes] = field(default_factory=dict)
+    """Audio a <Play> fetches (GET, unsigned), by path; not recorded in `received`."""
 
     def app(self) -> Flask:
         app = Flask("fake_line")
@@ -39,7 +41,9 @@ class FakeLine:
 
         @app.route("/", defaults={"path": ""}, methods=["GET", "POST"])
         @app.route("/<path:path>", methods=["GET", "POST"])
-        def hook(path: str) -> tuple[str, int]:
+        def hook(path: str) -> tuple[str | bytes, int]:
+            if request.method == "GET" and request.path in self.media:
+                return self.media[request.path], 200
             query = request.query_string.decode()
             where = request.path + (f"?{query}" if query else "")
             signature = request.headers.get("X-Twilio-Signature", "")
@@ -64,6 +68,22 @@ class FakeLine:
 
     def form(self, path: str) -> dict[str, str]:
         return next(r.form for r in self.received if r.path == path)
+
+
+def wav(seconds: float, rate: int = 8000) -> bytes:
+    """A mu-law WAV of `seconds` (as Twilio would fetch it for a <Play>)."""
+    frames = bytes([0x7F]) * int(seconds * rate)
+    fmt = (7).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
+    fmt += rate.to_bytes(4, "little") + (1).to_bytes(2, "little") + (8).to_bytes(2, "little")
+    chunks = (
+        b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + len(frames).to_bytes(4, "little") + frames
+    )
+    return b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WAVE" + chunks
+
+
+def mp3(seconds: float) -> bytes:
+    """MPEG-1 layer III frames at 128 kbit/s lasting `seconds` (the header is what counts)."""
+    return bytes([0xFF, 0xFB, 0x90, 0x00]) + bytes(int(seconds * 16000) - 4)
 
 
 def twiml(*verbs: str) -> str:

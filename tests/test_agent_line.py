@@ -87,6 +87,6 @@ def test_a_wrong_code_asks_again_and_five_wrong_codes_hang_up(app, anna, records
 
 def test_a_number_that_is_no_agents_is_a_caller(app, anna):
     call = Call(app, TOKEN, BASE, language="en", caller="+4520998878").dial()
-    assert call.said == ["welcome", "choose_language", "choose_language"]
+    assert call.said == ["welcome", "choose_language", "choose_language", "choose_language"]
     anna.disable("anna")
-    assert agent_call(app).said == ["welcome", "choose_language", "choose_language"]
+    assert agent_call(app).said == ["welcome", "choose_language", "choose_language", "choose_language"]

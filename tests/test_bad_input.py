@@ -61,6 +61,17 @@ def test_silence_gets_no_input_and_the_step_again(dial, cases, language, step):
 
 
 @languages
+def test_star_and_zero_are_told_after_the_first_silence_only(dial, cases, language):
+    call = at(dial, cases, language, "main_menu")
+    call.silence()
+    assert call.said == ["no_input", "main_menu"]  # star repeats, 0 for an agent
+    call.press("1")
+    call.silence()
+    assert call.said == ["no_input_again", "document_number"]  # not told twice
+    assert len(call.text("no_input_again").split()) < len(call.text("no_input").split()) / 2
+
+
+@languages
 def test_silence_after_the_user_id_says_goodbye(dial, cases, language):
     call = at(dial, cases, language, "user_id_again").silence()
     assert call.said == ["goodbye"]

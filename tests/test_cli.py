@@ -220,7 +220,7 @@ def test_a_scripted_call_gets_a_temporary_pin_by_sms(line: Shell) -> None:
     not_at_midnight()
     done = line.run("call", "--keys", PIN_KEYS)
     assert done.returncode == 0, done.stderr
-    assert "We texted a temporary PIN code to your mobile ending in 5, 1." in done.stdout
+    assert "Temporary PIN code texted to your mobile ending in 5, 1." in done.stdout
     assert "[the line hangs up]" in done.stdout
 
     outbox = line.json("outbox")
@@ -341,7 +341,7 @@ def test_the_readme_call_can_be_placed_again_and_again(line: Shell) -> None:
         not_at_midnight()
         done = line.run("call", "--keys", PIN_KEYS)
         assert done.returncode == 0, done.stderr
-        assert "We texted a temporary PIN code to your mobile ending in 5, 1." in done.stdout, (
+        assert "Temporary PIN code texted to your mobile ending in 5, 1." in done.stdout, (
             attempt,
             done.stdout,
         )

@@ -72,7 +72,7 @@ def steps(data: Data) -> Data:
 def test_the_unchanged_copy_loads(copy: Definitions) -> None:
     flow, catalog = definitions.load(copy.flows, copy.prompts, "support")
     assert flow.name == "support"
-    assert set(catalog) == {"da", "en"}
+    assert set(catalog) == {"da", "en", "kl"}
 
 
 # -- broken flows -----------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def branch_has_a_value_never_set(data: Data) -> None:
 
 
 def unknown_language(data: Data) -> None:
-    steps(data)["choose_language"]["options"]["3"] = {"language": "kl", "next": "main_menu"}
+    steps(data)["choose_language"]["options"]["4"] = {"language": "fo", "next": "main_menu"}
 
 
 def unknown_field(data: Data) -> None:
@@ -176,7 +176,7 @@ def unknown_prompt(data: Data) -> None:
         (option_two_keys, "step 'confirm_document': option key '12'"),
         (branch_misses_a_value, "step 'verified': cases must be exactly"),
         (branch_has_a_value_never_set, "step 'verified': cases must be exactly"),
-        (unknown_language, "step 'choose_language': unknown language 'kl'"),
+        (unknown_language, "step 'choose_language': unknown language 'fo'"),
         (unknown_start, "unknown step 'welcome_back'"),
         (silent_menu, "step 'confirm_document': a menu needs a prompt"),
         (unknown_prompt, "prompt 'pin_sendt' is missing"),

@@ -77,14 +77,14 @@ def test_open_line_offers_the_language_menu_in_every_language(engine: Engine) ->
     answer = menu(engine.on_outcome(pending, "open", {}), "choose_language")
     languages = [Utterance("choose_language", lang) for lang in LANGUAGES]
     assert answer.speech == (Utterance("welcome"), *languages)
-    assert set(LANGUAGES) == {"da", "en"}
+    assert set(LANGUAGES) == {"da", "en", "kl"}
 
 
 def test_the_language_the_number_suggests_is_offered_first(engine: Engine) -> None:
     pending = action(engine.begin(at("opening_hours", language="en")), "check_opening_hours")
     answer = menu(engine.on_outcome(pending, "open", {}), "choose_language")
     order = [u.language for u in answer.speech if u.key == "choose_language"]
-    assert order == ["en", "da"]
+    assert order == ["en", "da", "kl"]
     assert answer.speech[0] == Utterance("welcome")  # in the call's language: English
 
 
@@ -223,9 +223,7 @@ def test_input_step_stores_the_digits_and_reads_them_back_spelled(engine: Engine
     assert answer.state.collected["document_number"] == "100000001"
     assert answer.slots["document_number"] == Spelled("100000001")
     assert (
-        CATALOG["en"]
-        .text("confirm_document", answer.slots)
-        .startswith("You keyed 1, 0, 0, 0, 0, 0, 0, 0, 1.")
+        CATALOG["en"].text("confirm_document", answer.slots).startswith("1, 0, 0, 0, 0, 0, 0, 0, 1. Right?")
     )
 
 

@@ -64,7 +64,7 @@ def test_a_wait_request_with_an_odd_position_still_hears_a_place_in_the_queue(di
 def test_a_long_from_is_a_withheld_number_not_an_error(app):
     call = Call(app, TOKEN, BASE, language="en", caller="+45" + "1" * 62).dial()
     assert call.status == 200
-    assert call.said == ["welcome", "choose_language", "choose_language"]
+    assert call.said == ["welcome", "choose_language", "choose_language", "choose_language"]
     assert call.state.caller_withheld
 
 
@@ -88,7 +88,7 @@ def test_a_wait_url_that_breaks_answers_with_verbs_a_wait_url_may_use(app, dial,
     call.post(f"{BASE}/voice/wait", QueuePosition="2")
     assert call.status == 200
     assert {verb.tag for verb in call.twiml} <= {"Say", "Play", "Pause", "Redirect", "Hangup", "Leave"}
-    assert call.said == ["hold", "hold"]
+    assert call.said == ["hold"] * 3
     assert records.rows("escalations") == escalations  # no second hand-over of a queued caller
 
 
@@ -288,7 +288,12 @@ def test_a_reader_holding_the_log_delays_the_fold_not_the_line(app, clock, dial,
         started = time.monotonic()
         line.sweep()
         assert time.monotonic() - started < 5
-        assert dial("en").said == ["welcome", "choose_language", "choose_language"]  # the line answers
+        assert dial("en").said == [
+            "welcome",
+            "choose_language",
+            "choose_language",
+            "choose_language",
+        ]  # the line answers
     finally:
         reader.close()
     line.sweep()
@@ -301,7 +306,7 @@ def test_keys_for_a_call_the_line_has_no_record_of_reach_an_agent_with_a_reason(
     call = Call(app, TOKEN, BASE, language="en", sid="CA" + "7" * 32)
     call.post(f"{BASE}/voice/keys?turn=3", Digits="1")
     assert call.status == 200
-    assert call.said == ["apology", "transfer", "apology", "transfer"]
+    assert call.said == ["apology", "transfer"] * 3
     assert call.queued
     assert records.escalation(call)["reason"] == "call_not_found"
 

@@ -22,6 +22,7 @@ languages = pytest.mark.parametrize("language", LANGUAGES)
 NEVER_ASKS = {
     "da": "MitID Support beder dig aldrig om koden",
     "en": "MitID Support will never ask you for this code",
+    "kl": "MitID Support kodemik tassannga aperisanngilaq",
 }
 UNKNOWN_PASSPORT = Document(DocumentType.PASSPORT, "999999990")
 UNKNOWN_LICENCE = Document(DocumentType.DRIVING_LICENCE, "99999990")
@@ -42,7 +43,7 @@ def test_forgotten_user_id_whole_call(dial, cases, language):
     person = cases["ordinary"]
     call = dial(language).choose_language().identify(person, "user_id").answer_questions(person)
     assert call.outline == [
-        "welcome", "choose_language", "choose_language", "main_menu", "document_number",
+        "welcome", "choose_language", "choose_language", "choose_language", "main_menu", "document_number",
         "confirm_document", "questions_intro", "question", "question", "question",
         "user_id_is", "user_id_again",
     ]  # fmt: skip
@@ -123,6 +124,8 @@ EXPIRES = {  # 24 hours after 10:00 UTC on 24 November 2026, on the reader's clo
     ("en", "ordinary"): "25/11/2026 at 11:00 (Danish time)",
     ("da", "greenlandic"): "25.11.2026 kl. 08:00 (grønlandsk tid)",
     ("en", "greenlandic"): "25/11/2026 at 08:00 (Greenland time)",
+    ("kl", "ordinary"): "25.11.2026 nal. 11:00 (Danmarkimi nalunaaqutaq)",
+    ("kl", "greenlandic"): "25.11.2026 nal. 08:00 (Kalaallit Nunaanni nalunaaqutaq)",
 }
 
 
@@ -340,14 +343,19 @@ def test_back_end_failure_apologises_and_goes_to_an_agent(dial, cases, records, 
     ],
     ids=["sunday", "christmas"],
 )
-def test_closed_line_says_the_hours_in_both_languages_and_hangs_up(app, clock, dial, moment):
+def test_closed_line_says_the_hours_in_every_language_and_hangs_up(app, clock, dial, moment):
     clock.now = moment
     call = dial()
     hours = OpeningTimes(tuple(describe(app.extensions["ivr.settings"].opening_hours)))
-    assert call.said == ["closed", "closed"]
-    for language in LANGUAGES:
+    assert call.said == ["closed"] * 3
+    for language in ("da", "en"):
         assert call.hears("closed", language, hours=hours)
     assert "09:00" in call.heard and "17:00" in call.heard
+    # Greenlandic is played: the hours from recorded pieces, the days by name, the hours as numbers
+    played = call.played
+    assert played[0] == "kl/closed.0" and played[-1] == "kl/closed.1"
+    assert played[1:4] == ["kl/day_mon", "kl/hours_days.1", "kl/day_thu"]
+    assert {"kl/num_9", "kl/num_17", "kl/num_16", "kl/day_sat", "kl/num_10", "kl/num_14"} <= set(played)
     assert call.hung_up
     assert not call.listening
 
@@ -357,15 +365,13 @@ def test_closed_line_says_the_hours_in_both_languages_and_hangs_up(app, clock, d
     [("+4520000077", "da"), ("+299321000", "da"), ("+442071838750", "en"), ("+14155550100", "en")],
 )
 def test_the_calling_number_decides_which_language_is_offered_first(dial, caller, first):
-    """Danish first from a Danish or Greenlandic number, English first from any other; both offered."""
+    """Danish first from a Danish or Greenlandic number, English first from any other; every
+    language offered, Greenlandic next from a Greenlandic number, else last."""
     call = dial(caller=caller)
     other = "en" if first == "da" else "da"
-    assert call.said == ["welcome", "choose_language", "choose_language"]
-    expected = [
-        call.text("welcome", first),
-        call.text("choose_language", first),
-        call.text("choose_language", other),
-    ]
+    assert call.said == ["welcome", "choose_language", "choose_language", "choose_language"]
+    order = [first, "kl", other] if caller.startswith("+299") else [first, other, "kl"]
+    expected = [call.text("welcome", first), *(call.text("choose_language", lang) for lang in order)]
     assert call.heard == " ".join(expected)
     call.press({"da": "1", "en": "2"}[other])
     assert call.said == ["main_menu"]
@@ -375,7 +381,7 @@ def test_the_calling_number_decides_which_language_is_offered_first(dial, caller
 
 def test_an_ordinary_weekday_morning_is_open(dial):
     call = dial()
-    assert call.said == ["welcome", "choose_language", "choose_language"]
+    assert call.said == ["welcome", "choose_language", "choose_language", "choose_language"]
     assert call.listening
 
 

@@ -288,8 +288,11 @@ def test_json_logs_are_one_object_a_line_with_the_call_and_step_and_no_secret(
     lines = json_log.getvalue().splitlines()
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
-    webhooks = [e for e in entries if e["logger"] == "ivr.access"]
+    access = [e for e in entries if e["logger"] == "ivr.access"]
+    webhooks = [e for e in access if not e["route"].startswith("/media/")]
     assert len(webhooks) == sum(len(c.requests) for c in calls) + 2
+    media = [e for e in access if e["route"].startswith("/media/")]  # the Greenlandic offer's audio
+    assert len(media) == len(calls) and all(e["status"] == 200 for e in media)
     keys = [e for e in webhooks if e["route"] == "/voice/keys" and e.get("call_sid") == pin.sid]
     assert keys and all(e["status"] == 200 and isinstance(e["duration_ms"], float) for e in keys)
     assert {"choose_language", "main_menu", "document_number", "confirm_document", "question"} <= {

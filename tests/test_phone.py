@@ -9,7 +9,7 @@ import pytest
 
 from ivr.phone import Call, FlaskTransport, Holding, HttpTransport, PhoneError, place_call
 from ivr.twilio_caller import Request
-from tests.fake_line import PUBLIC, SAY, FakeLine, twiml
+from tests.fake_line import PUBLIC, SAY, FakeLine, mp3, twiml, wav
 
 
 def call(line: FakeLine, keys: Any = (), **kwargs: Any) -> tuple[Call, str]:
@@ -92,18 +92,18 @@ def test_barge_in_keys_count_although_prompts_are_nested() -> None:
     gather = twiml(
         '<Gather numDigits="1" action="/menu">',
         SAY.format("Velkommen."),
-        "<Play>/audio/kl.mp3</Play>",
+        "<Play>/audio/kl.wav</Play>",
         '<Pause length="2"/>',
         SAY.format("Tryk 2."),
         "</Gather>",
         SAY.format("Farvel."),
     )
-    line = FakeLine({"/voice": gather, "/menu": twiml("<Hangup/>")})
+    line = FakeLine({"/voice": gather, "/menu": twiml("<Hangup/>")}, media={"/audio/kl.wav": wav(1.5)})
     result, out = call(line, ["2"])
     assert line.form("/menu")["Digits"] == "2"
     assert result.transcript[:6] == [
         "Velkommen.",
-        "[audio: /audio/kl.mp3]",
+        "[audio 1.5s: /audio/kl.wav]",
         "[pause 2s]",
         "Tryk 2.",
         "[waiting for keys: up to 1, finish with #]",
@@ -154,7 +154,8 @@ def test_enqueue_posts_the_wait_url_once_and_ends_in_the_queue() -> None:
         {
             "/voice": twiml(SAY.format("Vent."), enqueue + "agents</Enqueue>", SAY.format("Nej.")),
             "/queue/wait": twiml(SAY.format("Du er nummer 1 i køen."), "<Play>/hold.mp3</Play>"),
-        }
+        },
+        media={"/hold.mp3": mp3(2)},
     )
     result, out = call(line)
     # the caller hangs up in the queue: Twilio requests the Enqueue's action, then the status
@@ -168,7 +169,7 @@ def test_enqueue_posts_the_wait_url_once_and_ends_in_the_queue() -> None:
         "Vent.",
         "[queued for an agent in queue 'agents']",
         "Du er nummer 1 i køen.",
-        "[audio: /hold.mp3]",
+        "[audio 2.0s: /hold.mp3]",
         "[the call leaves the queue: QueueResult=hangup]",
     ]
     assert result.ended_by == "queue" and "Nej." not in out
@@ -230,7 +231,7 @@ def test_http_transport_posts_to_the_target_for_public_urls(monkeypatch: Any) ->
     sent: list[tuple[str, str, dict[str, str] | None, dict[str, str]]] = []
 
     class Reply:
-        status_code, text = 200, "<Response/>"
+        status_code, text, content = 200, "<Response/>", b"<Response/>"
 
     def fake_request(method: str, url: str, data: dict[str, str] | None, headers: Any, **_: Any) -> Reply:
         sent.append((method, url, data, headers))
@@ -375,3 +376,38 @@ def test_an_interactive_caller_hangs_up_while_connected_with_end_of_input() -> N
     result, out = call(line, keys=io.StringIO(""), interactive=True)
     assert "[connected to the agent]" in out and "[Enter or Ctrl-D hangs up]" in out
     assert result.ended_by == "caller-hangup"
+
+
+# -- <Play>: Twilio fetches the audio --------------------------------------------------------------
+
+
+def test_played_audio_is_fetched_unsigned_and_counts_its_length_in_the_call_time() -> None:
+    verbs = ("<Play>/media/a.wav</Play>", "<Play>media/b.mp3</Play>", "<Play>/media/a.wav</Play>")
+    line = FakeLine({"/voice": twiml(*verbs)}, media={"/media/a.wav": wav(2.5), "/media/b.mp3": mp3(3)})
+    result, _ = call(line)
+    assert result.transcript[:3] == [
+        "[audio 2.5s: /media/a.wav]",
+        "[audio 3.0s: media/b.mp3]",  # relative to the document's URL, as Twilio resolves it
+        "[audio 2.5s: /media/a.wav]",
+    ]
+    assert result.duration == 8
+    assert line.paths() == ["/voice", "/voice/status"]  # the audio is no webhook
+
+
+@pytest.mark.parametrize(
+    ("media", "message"),
+    [({}, "/media/a.wav: the audio answered HTTP 4"), ({"/media/a.wav": b"<html/>"}, "not WAV or MP3")],
+)
+def test_audio_that_is_missing_or_not_audio_is_a_phone_error(media: dict[str, bytes], message: str) -> None:
+    line = FakeLine({"/voice": twiml("<Play>/media/a.wav</Play>")}, media=media)
+    with pytest.raises(PhoneError, match=message):
+        call(line)
+
+
+def test_ssml_breaks_in_a_say_count_in_the_call_time() -> None:
+    breaks = 'En to tre fire fem,<break time="750ms"/> seks<break time="1s"/>'
+    say = f'<Say language="da-DK" voice="Polly.Naja">{breaks}</Say>'
+    line = FakeLine({"/voice": twiml(say)})
+    result, _ = call(line)
+    assert result.transcript[0] == "En to tre fire fem, seks"
+    assert result.duration == 4  # 6 words at 150 a minute (2.4 s) and 1.75 s of breaks

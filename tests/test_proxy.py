@@ -152,7 +152,7 @@ def test_the_proxy_config_fronts_two_line_servers_with_webhooks_only(
         [IVR, "call", "--keys", PIN_KEYS], env=env, capture_output=True, text=True, timeout=120
     )
     assert call.returncode == 0, call.stderr
-    assert "We texted a temporary PIN code" in call.stdout
+    assert "Temporary PIN code texted to your mobile" in call.stdout
     served = [keys_webhooks(metrics) - was for (_, _, _, metrics), was in zip(lines, before, strict=True)]
     assert sum(served) == 9 and min(served) >= 2, served  # the call, its 7 keys, its status
     assert re.search(r"CA[0-9a-f]{32}", lines[0][2].read_text() + lines[1][2].read_text())

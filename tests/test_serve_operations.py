@@ -88,7 +88,7 @@ def test_a_served_call_shows_in_the_metrics_port_and_the_json_log_without_secret
     not_at_midnight()
     done = server.shell.run("call", "--keys", PIN_KEYS)
     assert done.returncode == 0, done.stderr
-    assert "We texted a temporary PIN code" in done.stdout
+    assert "Temporary PIN code texted to your mobile" in done.stdout
     after = samples(server.metrics)
 
     def grew(name: str, **labels: str) -> float:
