@@ -15,7 +15,9 @@ from twilio.request_validator import RequestValidator
 
 from ivr import definitions, migrations
 from ivr.actions import Services
+from ivr.adapters import demo_directory
 from ivr.adapters.demo_backend import DemoMitIdBackend
+from ivr.adapters.demo_directory import DemoDirectory
 from ivr.adapters.demo_people import DemoPerson, generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.adapters.demo_sms import EmbeddedSms
@@ -41,7 +43,8 @@ def utc_now() -> dt.datetime:
 
 @functools.lru_cache(maxsize=4)
 def demo_people(seed: int, count: int, today: dt.date) -> list[DemoPerson]:
-    """The demo register's people as of today (the same for every process on the same day)."""
+    """Demo people generated in memory as of today (for benchmarks; the line itself reads the
+    register built into the demo database, `Core.people`)."""
     now = dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
     return generate_people(seed, count, now=now)
 
@@ -55,7 +58,7 @@ class Core:
     store: Store
     services: Services
     outbox: Outbox
-    people: list[DemoPerson]
+    people: DemoDirectory
 
 
 def build_core(
@@ -72,8 +75,9 @@ def build_core(
     store = Store(make_engine(settings.sqlalchemy_url))
     store.upgrade()
     secret_key = settings.secret_key_bytes()
-    people = demo_people(settings.demo_seed, settings.demo_people, clock().date())
-    demo_engine = _demo_engine(settings) if backend is None or sms is None else None
+    demo_engine = _demo_engine(settings)
+    demo_directory.ensure_built(demo_engine, settings.demo_seed, settings.demo_people, clock())
+    people = DemoDirectory(demo_engine, clock)
     services = Services(
         register=register or DemoRegister(people),
         backend=backend or _demo_backend(settings, people, clock, demo_engine, secret_key),
@@ -150,24 +154,23 @@ def _policy(settings: Settings) -> Policy:
 
 
 def _demo_engine(settings: Settings) -> sa.Engine:
-    """The database of the demo outside systems (MitID back end, SMS network), migrated."""
+    """The database of the demo outside systems (CPR register, MitID back end, SMS network),
+    migrated."""
     engine = make_engine(settings.demo_sqlalchemy_url)
     migrations.upgrade(engine, migrations.DEMO)
     return engine
 
 
 def _demo_backend(
-    settings: Settings, people: list[DemoPerson], clock: Clock, engine: sa.Engine | None, secret_key: bytes
+    settings: Settings, people: DemoDirectory, clock: Clock, engine: sa.Engine, secret_key: bytes
 ) -> DemoMitIdBackend:
-    assert engine is not None
     validity = dt.timedelta(minutes=settings.temporary_pin_validity_minutes)
     key = hmac.new(secret_key, b"demo MitID back end", hashlib.sha256).digest()
     return DemoMitIdBackend(people, engine, clock, validity, key)
 
 
-def _sms(settings: Settings, clock: Clock, demo_engine: sa.Engine | None) -> SmsSender:
+def _sms(settings: Settings, clock: Clock, demo_engine: sa.Engine) -> SmsSender:
     if settings.sms_backend == "embedded":
-        assert demo_engine is not None
         return EmbeddedSms(demo_engine, clock)
     from ivr.adapters.sms_twilio import TwilioSms
 

@@ -7,6 +7,7 @@ Every command builds the line from the same settings as the server (environment,
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import random
@@ -127,7 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the embedded demo register").add_subparsers(required=True)
     people = demo.add_parser("people", help="list the demo people and their documents")
     people.add_argument("--json", action="store_true")
+    people.add_argument("--first", type=_whole, metavar="N", help="only the first N people")
     people.set_defaults(run=_people)
+    build = demo.add_parser(
+        "build",
+        help="build the demo register into the demo database, replacing the one there "
+        "(the line builds IVR_DEMO_PEOPLE people at its first start; a million take a few minutes)",
+    )
+    build.add_argument("--people", type=_whole, metavar="N", help="how many (default IVR_DEMO_PEOPLE)")
+    build.add_argument("--seed", type=_whole, help="the seed (default IVR_DEMO_SEED)")
+    build.set_defaults(run=_build)
 
     for name, helptext, run in (
         ("outbox", "the SMS the line has sent (embedded outbox)", _outbox),
@@ -284,9 +294,14 @@ def _people(args: argparse.Namespace) -> int:
     from ivr.adapters.demo_people import DemoPerson, person_to_json
     from ivr.questions import QUESTIONS
 
-    people: list[DemoPerson] = _app().extensions["ivr.people"]
-    if args.json:
-        print(json.dumps([person_to_json(p) for p in people], ensure_ascii=False, indent=2))
+    directory: Sequence[DemoPerson] = _app().extensions["ivr.people"]
+    people = itertools.islice(directory, args.first)
+    if args.json:  # streamed: a register of a million is never held
+        print("[", end="")
+        for number, p in enumerate(people):
+            text = json.dumps(person_to_json(p), ensure_ascii=False, indent=2).replace("\n", "\n  ")
+            print(("," if number else "") + "\n  " + text, end="")
+        print("\n]")
         return 0
     answers = [ANSWER_HEADERS.get(kind, kind.replace("_", " ")) for kind in QUESTIONS]
     rows = [
@@ -305,6 +320,31 @@ def _people(args: argparse.Namespace) -> int:
     ]
     headers = ["case", "name", "CPR", "documents", "mobile", "user ID", *answers]
     print(*format_table(headers, rows), sep="\n")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import time
+
+    from ivr import migrations
+    from ivr.adapters import demo_directory
+    from ivr.store import make_engine
+
+    settings = Settings()
+    settings.private_data_dir()
+    count = settings.demo_people if args.people is None else args.people
+    seed = settings.demo_seed if args.seed is None else args.seed
+    if count < 20:
+        print("ivr demo build: --people must be at least 20 (the awkward cases come first)", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.demo_sqlalchemy_url)
+    migrations.upgrade(engine, migrations.DEMO)
+    started = time.monotonic()
+    info = demo_directory.build(engine, seed, count, dt.datetime.now(dt.UTC))
+    where = engine.url.render_as_string(hide_password=True)
+    print(f"built the demo register: {info.people:,} people, seed {info.seed}, as of {info.as_of}, ", end="")
+    print(f"in {time.monotonic() - started:.1f} s, into {where}")
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from flask import Flask
 
+from ivr.adapters.demo_directory import DemoDirectory
 from ivr.adapters.demo_people import DemoPerson
 from ivr.questions import QUESTIONS, expected
 
@@ -35,7 +36,7 @@ class _Tee(io.TextIOBase):
 class ScriptedKeys:
     def __init__(self, tokens: Sequence[str], app: Flask) -> None:
         self.tokens = list(tokens)
-        self.people: list[DemoPerson] = app.extensions["ivr.people"]
+        self.people: DemoDirectory = app.extensions["ivr.people"]
         self.catalog = app.extensions["ivr"].services.catalog
         self.tee: _Tee | None = None
 
@@ -64,8 +65,8 @@ class ScriptedKeys:
         return ""
 
     def _person(self, keyed: list[str]) -> DemoPerson | None:
-        numbers = {k.rstrip("#") for k in keyed}
-        for demo in self.people:
-            if any(doc.number in numbers for doc in demo.person.documents):
+        for keys in keyed:  # the document number comes before any answer
+            demo = self.people.by_document_number(keys.rstrip("#")) if keys.rstrip("#") else None
+            if demo is not None:
                 return demo
         return None

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ivr.errors import DefinitionError
 
+# libyaml's loader when PyYAML has it (ten times faster: definitions are read at every start)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 DTMF_KEYS = frozenset("0123456789*#")
 
 
@@ -163,7 +166,7 @@ def prompt_keys(flow: Flow) -> set[str]:
 def load_flow(path: Path) -> Flow:
     """Parse one flow file, naming the file in any error."""
     try:
-        return Flow.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return Flow.model_validate(yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER))
     except (OSError, yaml.YAMLError, ValidationError) as error:
         raise DefinitionError(f"{path}: {error}") from error
 

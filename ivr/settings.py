@@ -110,7 +110,18 @@ class Settings(BaseSettings):
         embedded_token = self.twilio_auth_token.get_secret_value() == EMBEDDED_TOKEN
         if embedded_token and host not in LOOPBACK_HOSTS:
             raise ValueError("a line reachable from outside needs its own IVR_TWILIO_AUTH_TOKEN")
+        if self.shared_store and self.secret_key is None:
+            raise ValueError(
+                "IVR_DATABASE_URL names a shared database, so every machine must key pseudonyms alike: "
+                "set IVR_SECRET_KEY, the same on each (a key kept in each data directory would split "
+                "the limits and locks)"
+            )
         return self
+
+    @property
+    def shared_store(self) -> bool:
+        """The store is a database server that several machines may share (not SQLite)."""
+        return self.database_url is not None and not self.database_url.startswith("sqlite")
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -119,8 +130,13 @@ class Settings(BaseSettings):
 
     @property
     def demo_sqlalchemy_url(self) -> str:
-        """The demo outside systems' URL (MitID back end, SMS network): configured, or SQLite."""
-        return self.demo_backend_database_url or f"sqlite:///{self.data_dir.resolve() / 'mitid-demo.sqlite3'}"
+        """The demo outside systems' URL (CPR register, MitID back end, SMS network): configured;
+        else the store's, when it is shared (every machine must see the same PINs); else SQLite."""
+        if self.demo_backend_database_url:
+            return self.demo_backend_database_url
+        if self.shared_store and self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'mitid-demo.sqlite3'}"
 
     def private_data_dir(self) -> Path:
         """The data directory, made if missing, readable by its owner only."""

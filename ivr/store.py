@@ -33,6 +33,11 @@ from ivr.state import CallState
 
 metadata = sa.MetaData()
 UTC = dt.UTC
+IDLE_IN_TRANSACTION = dt.timedelta(seconds=15)
+"""On PostgreSQL, a transaction whose client has sent nothing for this long is ended by the
+server, with its locks: a machine frozen or cut off inside a webhook would otherwise hold the
+call (and identities' advisory locks) until TCP noticed, hours later. No webhook is idle for so
+long inside its transaction (Twilio gives up on a webhook after 15 s)."""
 
 call_sessions = sa.Table(
     "call_sessions",
@@ -44,6 +49,7 @@ call_sessions = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ended", sa.Boolean, nullable=False, default=False),  # the flow is over (as in `state`)
+    sa.Index("ix_call_sessions_ended_updated_at", "ended", "updated_at"),  # the sweep's live calls
 )
 
 attempts = sa.Table(
@@ -130,6 +136,7 @@ sms_outbox = sa.Table(
     sa.Column("delivery_at", sa.DateTime(timezone=True)),
     sa.Index("ix_sms_outbox_provider_id", "provider_id"),
     sa.Index("ix_sms_outbox_call_sid", "call_sid"),
+    sa.Index("ix_sms_outbox_status", "status"),  # the sweep's SMS left unresolved
 )
 
 audit_events = sa.Table(
@@ -153,7 +160,14 @@ def make_engine(url: str) -> sa.Engine:
     (`secure_delete`), so a scrubbed document number is not left in a free page.
     """
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return sa.create_engine(
+            url,
+            hide_parameters=True,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            connect_args=_server_session(url),
+        )
     # A webhook holds one connection: enough for every thread, and the desk and sweep beside.
     engine = sa.create_engine(
         url, hide_parameters=True, connect_args={"timeout": 30}, pool_size=32, max_overflow=32
@@ -250,6 +264,16 @@ def _written(db: Db) -> Iterator[Db]:
         db.driver.execute("ROLLBACK")
         raise
     db.driver.execute("COMMIT")
+
+
+def _server_session(url: str) -> dict[str, Any]:
+    """libpq options for a PostgreSQL session: the server ends a transaction its client left
+    idle longer than IDLE_IN_TRANSACTION, and notices a dead peer within about half a minute."""
+    if sa.engine.make_url(url).get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    idle = round(IDLE_IN_TRANSACTION.total_seconds() * 1000)
+    keepalives = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+    return {"options": f"-c idle_in_transaction_session_timeout={idle}", **keepalives}
 
 
 def private_file(path: str | None) -> None:

@@ -23,6 +23,8 @@ import pytest
 import requests
 import yaml
 
+from ivr.cli import main
+
 REPO = Path(__file__).resolve().parent.parent
 IVR = str(Path(sys.executable).with_name("ivr"))
 SERVER_TOKEN = "cli-test-auth-token"
@@ -193,6 +195,22 @@ def test_demo_people_prints_a_table_for_people_too(shell: Shell) -> None:
     done = shell.run("demo", "people")
     assert done.returncode == 0, done.stderr
     assert "Mette Hansen" in done.stdout and "passport 100000001" in done.stdout
+
+
+def test_demo_build_replaces_the_register_the_line_then_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))  # in this process: quicker
+    assert main(["demo", "build", "--people", "30", "--seed", "7"]) == 0
+    assert "built the demo register: 30 people, seed 7" in capsys.readouterr().out
+    assert main(["demo", "people", "--json"]) == 0
+    people = json.loads(capsys.readouterr().out)
+    assert len(people) == 30  # what was built, not IVR_DEMO_PEOPLE's 1,000
+    assert people[0]["documents"] == [{"type": "passport", "number": "100000001"}]
+    assert main(["demo", "people", "--json", "--first", "9"]) == 0
+    assert json.loads(capsys.readouterr().out) == people[:9]
+    assert main(["demo", "build", "--people", "5"]) == 2
+    assert "at least 20" in capsys.readouterr().err
 
 
 # -- calling the running line -----------------------------------------------------------------------
@@ -527,6 +545,15 @@ def test_secrets_are_never_repeated(shell: Shell) -> None:
     _says(unreachable, "IVR_DATABASE_URL")
     for value in [*secrets_given.values(), "db-pass-word"]:
         assert value not in done.stderr + unreachable.stderr
+
+
+def test_a_shared_database_without_a_shared_secret_key_is_refused(shell: Shell) -> None:
+    """Two machines each keeping a key of their own would count limits and locks apart."""
+    url = f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr"
+    lines = _says(shell.run("serve", "--port", str(free_port()), IVR_DATABASE_URL=url), "IVR_SECRET_KEY")
+    assert "the same on each" in lines[0]
+    assert "db-pass-word" not in "".join(lines)
+    assert not (shell.cwd / "data" / "secret.key").exists()  # refused before making one
 
 
 def test_a_data_dir_that_cannot_be_made_is_named(shell: Shell, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests of the embedded CPR register and MitID back end (temporary PINs on SQLite)."""
+"""Tests of the embedded CPR register and MitID back end (the register and temporary PINs on SQLite)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from ivr import migrations
+from ivr.adapters import demo_directory
 from ivr.adapters.demo_backend import DemoMitIdBackend
+from ivr.adapters.demo_directory import DemoDirectory
 from ivr.adapters.demo_people import generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.errors import BackendError
@@ -22,7 +24,8 @@ from ivr.ports import Document, DocumentType, IssuedPin
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 VALIDITY = dt.timedelta(minutes=15)
-PEOPLE = generate_people(count=40, now=NOW)
+MIDNIGHT = NOW.replace(hour=0)
+PEOPLE = generate_people(count=40, now=MIDNIGHT)  # the register is generated as of its day's start
 CASES = {p.case: p for p in PEOPLE if p.case}
 CPR = CASES["ordinary"].person.cpr
 KEY = b"demo-backend-test-key"
@@ -42,6 +45,7 @@ class Clock:
 def engine(tmp_path: Path) -> Iterator[sa.Engine]:
     engine = sa.create_engine(f"sqlite:///{tmp_path}/t.db")
     migrations.upgrade(engine, migrations.DEMO)
+    demo_directory.build(engine, 2026, len(PEOPLE), NOW)
     yield engine
     engine.dispose()
 
@@ -52,8 +56,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def backend(engine: sa.Engine, clock: Clock) -> DemoMitIdBackend:
-    return DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY)
+def directory(engine: sa.Engine, clock: Clock) -> DemoDirectory:
+    return DemoDirectory(engine, clock)
+
+
+@pytest.fixture
+def backend(engine: sa.Engine, clock: Clock, directory: DemoDirectory) -> DemoMitIdBackend:
+    return DemoMitIdBackend(directory, engine, clock, VALIDITY, KEY)
 
 
 def rows(engine: sa.Engine) -> list[sa.Row]:
@@ -67,8 +76,8 @@ def issue(backend: DemoMitIdBackend, key: str, cpr: str = CPR) -> IssuedPin:
     return pin
 
 
-def test_register_finds_people_by_either_document() -> None:
-    register = DemoRegister(PEOPLE)
+def test_register_finds_people_by_either_document(directory: DemoDirectory) -> None:
+    register = DemoRegister(directory)
     both = CASES["passport_and_licence"].person
     assert register.person_by_document(Document(DocumentType.PASSPORT, "100000002")) == both
     assert register.person_by_document(Document(DocumentType.DRIVING_LICENCE, "20000002")) == both
@@ -88,13 +97,39 @@ def test_register_finds_people_by_either_document() -> None:
         Document(DocumentType.PASSPORT, ""),
     ],
 )
-def test_register_unknown_document_is_none(document: Document) -> None:
-    assert DemoRegister(PEOPLE).person_by_document(document) is None
+def test_register_unknown_document_is_none(document: Document, directory: DemoDirectory) -> None:
+    assert DemoRegister(directory).person_by_document(document) is None
 
 
-def test_register_refuses_a_document_held_twice() -> None:
-    with pytest.raises(ValueError):
-        DemoRegister([PEOPLE[0], PEOPLE[0]])
+def test_the_built_register_holds_exactly_the_generated_people(directory: DemoDirectory) -> None:
+    assert len(directory) == len(PEOPLE)
+    assert list(directory) == PEOPLE
+    assert directory[0] == PEOPLE[0] and directory[-1] == PEOPLE[-1]
+    assert directory[3:5] == PEOPLE[3:5]
+    with pytest.raises(IndexError):
+        directory[len(PEOPLE)]
+    assert directory.cases() == CASES
+    assert directory.by_cpr(CPR) == CASES["ordinary"]
+    assert directory.by_document_number("20000002") == CASES["passport_and_licence"]
+    assert directory.by_document_number("999999999") is None
+
+
+def test_the_48_hour_mobile_stays_48_hours_old(directory: DemoDirectory, clock: Clock) -> None:
+    clock.now = NOW + dt.timedelta(days=30)
+    account = directory.cases()["mobile_changed_48h"].account
+    midnight = dt.datetime.combine(clock.now.date(), dt.time(), tzinfo=dt.UTC)
+    assert account is not None and account.mobile_registered_at == midnight - dt.timedelta(hours=48)
+
+
+def test_a_register_is_built_once_and_replaced_only_on_demand(engine: sa.Engine, clock: Clock) -> None:
+    later = NOW + dt.timedelta(days=3)
+    kept = demo_directory.ensure_built(engine, 7, 25, later)  # one is there: it is kept
+    assert (kept.seed, kept.people, kept.as_of) == (2026, len(PEOPLE), NOW.date())
+    assert len(DemoDirectory(engine, clock)) == len(PEOPLE)
+    other = demo_directory.build(engine, 7, 25, later)
+    assert (other.seed, other.people, other.as_of) == (7, 25, later.date())
+    clock.now = later
+    assert list(DemoDirectory(engine, clock)) == generate_people(seed=7, count=25, now=later.replace(hour=0))
 
 
 def test_account_lookup(backend: DemoMitIdBackend) -> None:
@@ -133,7 +168,9 @@ def test_codes_are_not_repeatable(tmp_path: Path, clock: Clock) -> None:
     for name in ("a", "b", "c"):
         engine = sa.create_engine(f"sqlite:///{tmp_path}/{name}.db")
         migrations.upgrade(engine, migrations.DEMO)
-        codes.add(issue(DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY), "call-1").code)
+        demo_directory.build(engine, 2026, len(PEOPLE), NOW)
+        backend = DemoMitIdBackend(DemoDirectory(engine, clock), engine, clock, VALIDITY, KEY)
+        codes.add(issue(backend, "call-1").code)
         engine.dispose()
     assert len(codes) == 3
 
@@ -187,7 +224,8 @@ def test_same_request_key_issues_nothing(backend: DemoMitIdBackend, engine: sa.E
 
 
 def test_concurrent_same_request_key_issues_once(engine: sa.Engine, clock: Clock) -> None:
-    backends = [DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY) for _ in range(2)]
+    people = DemoDirectory(engine, clock)
+    backends = [DemoMitIdBackend(people, engine, clock, VALIDITY, KEY) for _ in range(2)]
     barrier = threading.Barrier(2)
     results: list[IssuedPin | None] = []
 
@@ -208,14 +246,14 @@ def test_pins_survive_a_new_backend_on_the_same_database(
     backend: DemoMitIdBackend, engine: sa.Engine, clock: Clock
 ) -> None:
     pin = issue(backend, "call-1")
-    again = DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY)
+    again = DemoMitIdBackend(DemoDirectory(engine, clock), engine, clock, VALIDITY, KEY)
     assert again.verify_temporary_pin(CPR, pin.code)
     assert again.issue_temporary_pin(CPR, "call-1") is None
 
 
 def test_clock_in_another_time_zone(engine: sa.Engine, clock: Clock) -> None:
     clock.now = NOW.astimezone(dt.timezone(dt.timedelta(hours=2)))
-    backend = DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY)
+    backend = DemoMitIdBackend(DemoDirectory(engine, clock), engine, clock, VALIDITY, KEY)
     pin = issue(backend, "call-1")
     assert pin.expires_at == NOW + VALIDITY
     clock.now = NOW + VALIDITY - dt.timedelta(seconds=1)
@@ -243,4 +281,4 @@ def test_verify_without_any_pin_is_false(backend: DemoMitIdBackend) -> None:
 
 def test_non_positive_validity_is_refused(engine: sa.Engine, clock: Clock) -> None:
     with pytest.raises(ValueError):
-        DemoMitIdBackend(PEOPLE, engine, clock, dt.timedelta(0), KEY)
+        DemoMitIdBackend(DemoDirectory(engine, clock), engine, clock, dt.timedelta(0), KEY)

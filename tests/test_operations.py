@@ -92,6 +92,7 @@ def test_readyz_follows_a_postgresql_store_going_away_and_coming_back(
         assert client.get("/readyz").status_code == 200
     finally:
         app.extensions["ivr"].store.engine.dispose()
+        app.extensions["ivr"].services.backend._engine.dispose()  # the demo systems share the database
         with admin.connect() as connection:
             connection.exec_driver_sql("DROP DATABASE IF EXISTS ivr_readyz WITH (FORCE)")
         admin.dispose()

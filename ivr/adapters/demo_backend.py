@@ -13,13 +13,13 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ivr.adapters import demo_tables
-from ivr.adapters.demo_people import DemoPerson
+from ivr.adapters.demo_directory import DemoDirectory
 from ivr.errors import BackendError
 from ivr.ports import IssuedPin, MitIdAccount
 from ivr.store import moment, short_write, sql
@@ -53,16 +53,17 @@ class DemoMitIdBackend:
 
     def __init__(
         self,
-        people: Sequence[DemoPerson],
+        people: DemoDirectory,
         engine: sa.Engine,
         clock: Callable[[], dt.datetime],
         pin_validity: dt.timedelta,
         key: bytes,
     ) -> None:
-        """Index the people by CPR number; the PIN table is the migrations' (`ivr db upgrade`)."""
+        """The people of the demo register (looked up by CPR number); the PIN table is the
+        migrations' (`ivr db upgrade`)."""
         if pin_validity <= dt.timedelta(0):
             raise ValueError("pin_validity must be positive")
-        self._people = {demo.person.cpr: demo for demo in people}
+        self._people = people
         self._engine = engine
         self._clock = clock
         self._validity = pin_validity
@@ -76,7 +77,7 @@ class DemoMitIdBackend:
 
     def account(self, cpr: str) -> MitIdAccount | None:
         """The person's MitID, or None; raises BackendError for the demo's failing person."""
-        demo = self._people.get(cpr)
+        demo = self._people.by_cpr(cpr)
         if demo is None:
             return None
         if demo.backend_fails:

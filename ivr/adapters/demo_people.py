@@ -1,7 +1,8 @@
 """Deterministic synthetic people for the embedded CPR register and MitID back end.
 
-`generate_people(seed, count, now=...)` gives the same list for the same seed and `now`. The
-first nine people are fixed awkward cases (documents end in the case's number, 1-9):
+`generate_people(seed, count, now=...)` (`iter_people`: one at a time) gives the same list for
+the same seed and `now`. The first nine people are fixed awkward cases (documents end in the
+case's number, 1-9):
 
 | Case | Name, CPR | Document(s) | What is special |
 |---|---|---|---|
@@ -29,14 +30,15 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NamedTuple
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ivr.ports import Address, Document, DocumentType, MitIdAccount, Person
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 EARLIEST_NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 USER_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzæøå0123456789{}!#$ ^,*()_+-=:;?.@"
@@ -123,18 +125,27 @@ _FIXED = tuple(_Case(*row) for row in (
 
 def generate_people(seed: int = 2026, count: int = 1000, *, now: dt.datetime) -> list[DemoPerson]:
     """The fixed awkward cases followed by random people, `count` in all, deterministic."""
+    return list(iter_people(seed, count, now=now))
+
+
+def iter_people(seed: int = 2026, count: int = 1000, *, now: dt.datetime) -> Iterator[DemoPerson]:
+    """`generate_people`, one person at a time (a million people are built without holding
+    them all: only their unique values are kept, to draw no value twice)."""
     if now.tzinfo is None or now < EARLIEST_NOW:
         raise ValueError("now must be timezone-aware and on or after 2024-01-01")
     if count < len(_FIXED):
         raise ValueError(f"count must be at least {len(_FIXED)}")
     now = now.astimezone(dt.UTC)
     used = _Used()
-    people = [_fixed_person(case, now, used) for case in _FIXED]
+    for case in _FIXED:
+        yield _fixed_person(case, now, used)
+    from faker import Faker  # only when building: the line itself reads the built register
+
     fake = Faker("da_DK")
     fake.seed_instance(seed)
     rng = random.Random(seed)
-    people += [_random_person(fake, rng, now, used) for _ in range(count - len(_FIXED))]
-    return people
+    for _ in range(count - len(_FIXED)):
+        yield _random_person(fake, rng, now, used)
 
 
 def _fixed_person(case: _Case, now: dt.datetime, used: _Used) -> DemoPerson:

@@ -1,26 +1,18 @@
-"""The embedded CPR register: synthetic people from `demo_people`, looked up by document."""
+"""The embedded CPR register: the demo people in the demo database, looked up by document."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ivr.adapters.demo_people import DemoPerson
+from ivr.adapters.demo_directory import DemoDirectory
 from ivr.ports import Document, Person
 
 
 class DemoRegister:
-    """A `CprRegister` over a fixed list of synthetic people, indexed by document."""
+    """A `CprRegister` over the demo register built into the demo database (indexed by document)."""
 
-    def __init__(self, people: Sequence[DemoPerson]) -> None:
-        """Index every document of every person; a document held twice is a data error."""
-        self._by_document: dict[tuple[str, str], Person] = {}
-        for demo in people:
-            for document in demo.person.documents:
-                key = (str(document.type), document.number)
-                if key in self._by_document:
-                    raise ValueError("the same document is held by two people")
-                self._by_document[key] = demo.person
+    def __init__(self, people: DemoDirectory) -> None:
+        self._people = people
 
     def person_by_document(self, document: Document) -> Person | None:
         """The person holding this document, or None when no document matches."""
-        return self._by_document.get((str(document.type), document.number))
+        demo = self._people.by_document(document)
+        return demo.person if demo else None
