@@ -46,9 +46,11 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The tests run in TEST_WORKERS processes (pytest-xdist; each has its own throwaway PostgreSQL).
+TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/ivr flows check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # Statistics over a thousand calls and the like: CI runs them after `make test`.
 test-slow: install-dev
