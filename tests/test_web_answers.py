@@ -32,3 +32,9 @@ def test_every_twiml_answer_is_text_xml(app, path):
 def test_a_signed_request_without_a_call_sid_is_a_bad_request(app, path):
     answer = post(app, path, {"From": "+4579000001", "Digits": "1"})
     assert answer.status_code == 400
+
+
+def test_a_request_naming_no_call_is_logged_with_its_path(app, caplog):
+    post(app, "/voice/wait", {"From": "+4579000001"})
+    messages = [record.getMessage() for record in caplog.records]
+    assert "refused a signed request to /voice/wait without a usable CallSid" in messages
