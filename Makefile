@@ -47,7 +47,7 @@ test: lint
 
 # `mutants`: mutation testing of the security-critical modules ([tool.mutmut] in pyproject.toml),
 # from scratch (mutmut does not retest a survivor after tests are added), then the killed share
-# per module. Slow (about an hour on 2 cores), so neither in `make test` nor in CI.
+# per module. Slow (an hour or more on 2 cores), so neither in `make test` nor in CI.
 MUTANT_JOBS ?= 2
 mutants: install-dev
 	rm -rf mutants
