@@ -4,6 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
+DESK_PORT ?= 8081
 # The line's public URL (what Twilio and `ivr call` reach, and sign): IVR_PUBLIC_BASE_URL when set
 # in the environment or .env, else derived from HOST and PORT (a wildcard HOST on loopback).
 LOCAL_HOST := $(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(if $(filter ::,$(HOST)),[::1],$(HOST)))
@@ -13,7 +14,7 @@ DERIVED_URL := $(if $(or $(IVR_PUBLIC_BASE_URL),$(URL_IN_ENV_FILE)),,IVR_PUBLIC_
 # come from IVR_OPENING_HOURS (see README); without it the line keeps the default office hours.
 DEMO_HOURS := {"weekly":{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23:59","thu":"00:00-23:59","fri":"00:00-23:59","sat":"00:00-23:59","sun":"00:00-23:59"},"holiday_regions":[]}
 
-.PHONY: install install-dev run test lint bench clean mutants
+.PHONY: install install-dev run test lint bench clean test-slow mutants
 
 # `install`: what the line needs to run (with the PostgreSQL driver, for IVR_DATABASE_URL).
 # `install-dev`: that, plus linters, type checker and test tools, for `make test` and `make lint`.
@@ -32,7 +33,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	touch $@
 
+# The line, and the agents' desk beside it on loopback (stopped when the line stops).
 run: install
+	@$(BIN)/ivr desk --host 127.0.0.1 --port $(DESK_PORT) & desk=$$!; \
+	trap 'kill $$desk 2>/dev/null' EXIT INT TERM; \
+	echo "The agents' desk: http://127.0.0.1:$(DESK_PORT)/sign-in (add an agent: .venv/bin/ivr agents add NAME --role supervisor)"; \
 	IVR_OPENING_HOURS='$(or $(IVR_OPENING_HOURS),$(DEMO_HOURS))' $(DERIVED_URL) \
 		$(BIN)/ivr serve --host $(HOST) --port $(PORT)
 
@@ -44,6 +49,10 @@ lint: install-dev
 test: lint
 	$(BIN)/ivr flows check
 	$(BIN)/pytest
+
+# Statistics over a thousand calls and the like: CI runs them after `make test`.
+test-slow: install-dev
+	$(BIN)/pytest -m slow
 
 # `mutants`: mutation testing of the security-critical modules ([tool.mutmut] in pyproject.toml),
 # from scratch (mutmut does not retest a survivor after tests are added), then the killed share

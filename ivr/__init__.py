@@ -7,19 +7,22 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from ivr import definitions
+from ivr import definitions, migrations
 from ivr.actions import Services
 from ivr.adapters.demo_backend import DemoMitIdBackend
 from ivr.adapters.demo_people import DemoPerson, generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.adapters.demo_sms import EmbeddedSms
+from ivr.agent_line import AgentLine
 from ivr.checks import CHECKS
 from ivr.engine import Engine
+from ivr.flows import Flow
 from ivr.line import Line
 from ivr.outbox import Outbox
 from ivr.ports import CprRegister, MitIdBackend, SmsSender
@@ -42,20 +45,31 @@ def demo_people(seed: int, count: int, today: dt.date) -> list[DemoPerson]:
     return generate_people(seed, count, now=now)
 
 
-def create_app(
-    settings: Settings | None = None,
+@dataclass(frozen=True)
+class Core:
+    """What the line and the agents' desk share: the store, the rules and the outside systems."""
+
+    settings: Settings
+    flow: Flow
+    store: Store
+    services: Services
+    outbox: Outbox
+    people: list[DemoPerson]
+
+
+def build_core(
+    settings: Settings,
     *,
     clock: Clock = utc_now,
     register: CprRegister | None = None,
     backend: MitIdBackend | None = None,
     sms: SmsSender | None = None,
-) -> Flask:
-    """Build the line: settings, definitions, store, outside systems, web layer."""
-    settings = settings or Settings()
+) -> Core:
+    """Open the store (migrated), the register, the MitID back end and the SMS outbox."""
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
     settings.private_data_dir()
     store = Store(make_engine(settings.sqlalchemy_url))
-    store.create()
+    store.upgrade()
     secret_key = settings.secret_key_bytes()
     people = demo_people(settings.demo_seed, settings.demo_people, clock().date())
     demo_engine = _demo_engine(settings) if backend is None or sms is None else None
@@ -67,14 +81,27 @@ def create_app(
         opening_hours=settings.opening_hours,
         mobile_quarantine=dt.timedelta(hours=settings.mobile_quarantine_hours),
     )
+    outbox = Outbox(store, sms or _sms(settings, clock, demo_engine), clock, settings.sms_timeout_seconds + 2)
+    return Core(settings, flow, store, services, outbox, people)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    register: CprRegister | None = None,
+    backend: MitIdBackend | None = None,
+    sms: SmsSender | None = None,
+) -> Flask:
+    """Build the line: settings, definitions, store, outside systems, web layer."""
+    settings = settings or Settings()
+    core = build_core(settings, clock=clock, register=register, backend=backend, sms=sms)
     line = Line(
-        engine=Engine(flow, tuple(catalog), CHECKS),
-        services=services,
-        renderer=Renderer(catalog, Urls(settings.public_base_url), settings.agent_queue),
-        store=store,
-        outbox=Outbox(
-            store, sms or _sms(settings, clock, demo_engine), clock, settings.sms_timeout_seconds + 2
-        ),
+        engine=Engine(core.flow, tuple(core.services.catalog), CHECKS),
+        services=core.services,
+        renderer=Renderer(core.services.catalog, Urls(settings.public_base_url), settings.agent_queue),
+        store=core.store,
+        outbox=core.outbox,
         clock=clock,
         minutes_per_caller_ahead=settings.agent_minutes_per_caller,
         stale_after=dt.timedelta(minutes=settings.stale_call_minutes),
@@ -82,7 +109,8 @@ def create_app(
     app = Flask(__name__)
     app.extensions["ivr"] = line
     app.extensions["ivr.settings"] = settings
-    app.extensions["ivr.people"] = people
+    app.extensions["ivr.people"] = core.people
+    app.extensions["ivr.agent_line"] = AgentLine(line.store, line.renderer, line.services.pseudonym, clock)
     app.extensions["ivr.validator"] = RequestValidator(settings.twilio_auth_token.get_secret_value())
     app.extensions["ivr.public_base_url"] = settings.public_base_url
     from ivr import web
@@ -113,12 +141,10 @@ def _policy(settings: Settings) -> Policy:
 
 
 def _demo_engine(settings: Settings) -> sa.Engine:
-    """The database of the demo outside systems (MitID back end, SMS network)."""
-    url = (
-        settings.demo_backend_database_url
-        or f"sqlite:///{settings.data_dir.resolve() / 'mitid-demo.sqlite3'}"
-    )
-    return make_engine(url)
+    """The database of the demo outside systems (MitID back end, SMS network), migrated."""
+    engine = make_engine(settings.demo_sqlalchemy_url)
+    migrations.upgrade(engine, migrations.DEMO)
+    return engine
 
 
 def _demo_backend(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ivr.counters import SqlCounters
 from ivr.errors import BackendError, IvrError
@@ -92,26 +93,48 @@ def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done
     person = _verified_person(s, state)
     if state.pin_issued:
         return Done("already_issued", state)
-    account = s.backend.account(person.cpr)
-    if account is None:
-        return Done("no_mitid", state)
-    if account.mobile is None or account.mobile_registered_at is None:
-        return Done("no_mobile", state)
-    if account.mobile_registered_at > tx.now - s.mobile_quarantine:
+    key = f"{state.call_sid}:temporary_pin"
+    outcome, message = temporary_pin_sms(s, person, tx.now, key, state.language)
+    if outcome == "mobile_recently_changed":
         tx.audit(state.call_sid, "pin_refused_recent_mobile")
         days = str(round(s.mobile_quarantine / dt.timedelta(days=1)))
-        return Done("mobile_recently_changed", state, {"quarantine_days": days})
-    pin = s.backend.issue_temporary_pin(person.cpr, request_key=f"{state.call_sid}:temporary_pin")
-    if pin is None:
-        return Done("already_issued", state)
-    language = s.catalog[state.language]
-    expires = language.moment(pin.expires_at, zone_of(account.mobile))
-    body = language.sms_text("temporary_pin", code=pin.code, expires=expires)
-    message = OutgoingSms(f"{state.call_sid}:temporary_pin", account.mobile, body)
+        return Done(outcome, state, {"quarantine_days": days})
+    if message is None:
+        return Done(outcome, state)
     tx.add_sms(message, state.call_sid, "temporary_pin")
-    tx.audit(state.call_sid, "pin_issued")
-    slots = {"mobile_last_digits": Spelled(account.mobile[-2:])}
+    tx.audit(state.call_sid, "pin_ordered")
+    slots = {"mobile_last_digits": Spelled(message.to[-2:])}
     return Done("issued", state.model_copy(update={"pin_issued": True}), slots)
+
+
+PinOutcome = Literal["issued", "no_mitid", "no_mobile", "mobile_recently_changed"]
+
+
+def temporary_pin_sms(
+    s: Services, person: Person, now: dt.datetime, key: str, language: str
+) -> tuple[PinOutcome, OutgoingSms | None]:
+    """The SMS with a temporary PIN for a verified person, to the mobile registered with their
+    MitID, unless they have none or it changed within the quarantine (the line and the desk
+    both send it this way). `key` makes it one SMS, and one PIN, however often it is asked for."""
+    account = s.backend.account(person.cpr)
+    if account is None:
+        return "no_mitid", None
+    if account.mobile is None or account.mobile_registered_at is None:
+        return "no_mobile", None
+    if account.mobile_registered_at > now - s.mobile_quarantine:
+        return "mobile_recently_changed", None
+    mobile, texts = account.mobile, s.catalog[language]
+
+    def compose() -> str | None:
+        """Issue the PIN, once the SMS has been saved as ordered: no PIN that was never sent
+        can stand in the way of a retry, and none is issued twice (the key guards it)."""
+        pin = s.backend.issue_temporary_pin(person.cpr, request_key=key)
+        if pin is None:
+            return None
+        expires = texts.moment(pin.expires_at, zone_of(mobile))
+        return texts.sms_text("temporary_pin", code=pin.code, expires=expires)
+
+    return "issued", OutgoingSms(key, mobile, compose)
 
 
 def zone_of(mobile: str) -> str:

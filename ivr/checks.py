@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ivr.questions import NONE, QUESTIONS
+from ivr.questions import QUESTIONS
 
 
 def _digits(length: int) -> Callable[[str], bool]:
@@ -14,6 +14,8 @@ def _digits(length: int) -> Callable[[str], bool]:
 CHECKS: dict[str, Callable[[str], bool]] = {
     "passport_number": _digits(9),
     "driving_licence_number": _digits(8),
+    # Either: the number's length says which document it is.
+    "document_number": lambda keys: keys.isdigit() and len(keys) in (8, 9),
 }
 
 
@@ -22,6 +24,4 @@ def answer_is_well_formed(kind: str, keys: str) -> bool:
     question = QUESTIONS[kind]
     if not keys.isdigit():
         return False
-    if question.may_be_none and keys == NONE:
-        return True
     return len(keys) == question.digits if question.digits else 1 <= len(keys) <= question.max_digits

@@ -14,12 +14,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy.exc
 from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ivr import misconfig
+from ivr import db_cli, misconfig, operations
+from ivr.desk import commands as desk_commands
 from ivr.errors import DefinitionError
 from ivr.misconfig import Misconfigured
 from ivr.settings import Settings
@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         help="scripted keys, one entry per menu, space-separated: '1', '123456789#', "
         "'_' for silence, '?' to answer a knowledge question as the demo person would",
     )
+    call.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="how long a queued caller holds for an agent (default: 120 when keying by hand, "
+        "0 with --keys); Enter, Ctrl-D or Ctrl-C hangs up",
+    )
     call.set_defaults(run=_call)
 
     demo = commands.add_parser("demo", help="the embedded demo register").add_subparsers(required=True)
@@ -122,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         sub.set_defaults(run=run)
 
+    operations.register(commands, _app)
+    desk_commands.register(commands, _port, _threads)
+    db_cli.register(commands)
+
     flows = commands.add_parser("flows", help="call flows and prompts").add_subparsers(required=True)
     flows.add_parser("check", help="validate the flows and prompts").set_defaults(run=_check)
     table = flows.add_parser("table", help="the flow as a Markdown table (docs/call_flow.md)")
@@ -133,22 +144,30 @@ def _parser() -> argparse.ArgumentParser:
 def _app() -> Flask:
     from ivr import create_app
 
-    settings = Settings()
-    misconfig.check_data_dir(settings.data_dir)
-    misconfig.check_database_urls(settings)
-    try:
-        return create_app(settings)
-    except (OSError, sqlalchemy.exc.OperationalError) as error:
-        raise misconfig.cannot_open(error) from None
+    return misconfig.build(create_app)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
+    from ivr import sweep
+    from ivr.web import MAX_BODY
+
     app = _app()
     settings: Settings = app.extensions["ivr.settings"]
     try:
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="ivr")
+        server = create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="ivr",
+            max_request_body_size=MAX_BODY,  # refused with 413 before the body is read
+            # Webhooks are short: idle connections are dropped soon, and there is room for many,
+            # so a crowd of silent connections cannot hold the line (a proxy in front helps more).
+            connection_limit=1000,
+            channel_timeout=15,
+        )
     except (OSError, ValueError) as error:  # waitress says ValueError for a host it cannot resolve
         raise misconfig.cannot_listen(args.host, args.port, error) from None
     logging.getLogger(__name__).info(
@@ -158,13 +177,14 @@ def _serve(args: argparse.Namespace) -> int:
         settings.public_base_url,
         settings.data_dir.resolve(),
     )
+    sweep.start(app.extensions["ivr"], settings.sweep_interval_seconds)
     server.run()
     return 0
 
 
 def _call(args: argparse.Namespace) -> int:
     from ivr.demo_caller import ANSWER, SILENCE, ScriptedKeys
-    from ivr.phone import INTERRUPTED, HttpTransport, PhoneError, place_call, refusal
+    from ivr.phone import INTERRUPTED, Holding, HttpTransport, PhoneError, place_call, refusal
 
     tokens = None if args.keys is None else args.keys.split()
     for entry in tokens or ():
@@ -192,11 +212,15 @@ def _call(args: argparse.Namespace) -> int:
                 sys.stdout,
                 caller=caller,
                 interactive=True,
+                holding=Holding(120 if args.wait is None else args.wait),
             )
         else:
             script = ScriptedKeys(tokens, app)
             out = script.listening(sys.stdout)
-            call = place_call(transport, settings.public_base_url, token, script, out, caller=caller)
+            holding = Holding(args.wait or 0)
+            call = place_call(
+                transport, settings.public_base_url, token, script, out, caller=caller, holding=holding
+            )
     except PhoneError as error:
         print(f"ivr call: {error}", file=sys.stderr)
         return 1

@@ -11,9 +11,14 @@ from ivr.flows import Flow, check_flow, load_flow, prompt_keys
 from ivr.prompts import Catalog, check_catalog, load_catalog
 from ivr.questions import QUESTIONS
 
-# Prompts the code says outside any flow step: the closed hours, the queue, the last resort.
+# Prompts the code says outside any flow step: the closed hours, the queue, the last resort,
+# the hand-over to an agent, and the whisper the agent hears (`whisper_language_<code>` too).
 CODE_PROMPTS = frozenset(
     {"hours_day", "hours_days", "queue_position", "hold", "apology", "transfer", "call_again", "goodbye"}
+    | {"agent_code", "agent_code_wrong", "agent_next_caller", "agent_code_blocked"}
+    | {"connecting", "agent_unavailable", "whisper_verified", "whisper_not_verified"}
+    | {"whisper_intent_user_id", "whisper_intent_temporary_pin", "whisper_intent_none"}
+    | {"whisper_document_passport", "whisper_document_driving_licence"}
 )
 SMS_TEXTS = frozenset({"temporary_pin"})
 
@@ -33,7 +38,8 @@ def problems(flow: Flow, catalog: Catalog, path: Path, prompts_dir: Path) -> lis
             languages=frozenset(catalog),
         )
     ]
-    found += check_catalog(catalog, needed_prompts(flow), prompts_dir)
+    whisper = {f"whisper_language_{code}" for code in catalog}
+    found += check_catalog(catalog, needed_prompts(flow) | whisper, prompts_dir)
     found += [
         f"{prompts_dir / code}.yaml: sms {key!r} is missing"
         for code, lang in catalog.items()

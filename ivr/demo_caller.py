@@ -11,7 +11,7 @@ from typing import TextIO
 from flask import Flask
 
 from ivr.adapters.demo_people import DemoPerson
-from ivr.questions import QUESTIONS
+from ivr.questions import QUESTIONS, expected
 
 SILENCE = "_"
 ANSWER = "?"
@@ -58,8 +58,8 @@ class ScriptedKeys:
         person = self._person(keyed)
         for kind, question in QUESTIONS.items():
             if any(lang.prompts[f"question_{kind}"] in heard for lang in self.catalog.values()):
-                fact = question.fact(person.person) if person else None
-                return (fact or "0000") + ("" if question.digits else "#")
+                answer = expected(kind, person.person) if person else None
+                return (answer or "1111") + ("" if question.digits else "#")
         return ""
 
     def _person(self, keyed: list[str]) -> DemoPerson | None:

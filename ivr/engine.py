@@ -101,9 +101,15 @@ class Engine:
                     update["language"] = choice.language
                 return self._enter(choice.next, state.model_copy(update=update), (), {}, "")
             case InputStep():
+                way_out = step.options.get(keys)
+                if way_out is not None:
+                    collected = {**state.collected, **way_out.set}
+                    return self._enter(
+                        way_out.next, state.model_copy(update={"collected": collected}), (), {}, ""
+                    )
                 if not self.checks[step.check](keys):
                     return self._failed(state, step, "invalid_input")
-                collected = {**state.collected, step.store: keys}
+                collected = {**state.collected, **step.set_by_length.get(len(keys), {}), step.store: keys}
                 return self._enter(step.next, state.model_copy(update={"collected": collected}), (), {}, "")
             case QuestionStep():
                 assert state.verification is not None
@@ -141,7 +147,7 @@ class Engine:
                 case ActionStep():
                     return ActionNeeded(state, step.action, keys, speech, slots)
                 case HangupStep() | AgentStep():
-                    speech += self._utter(step.say, getattr(step, "say_in_every_language", False))
+                    speech += self._utter(step.say, getattr(step, "say_in_every_language", False), state)
                     end: Literal["hangup", "agent"] = "hangup"
                     if isinstance(step, AgentStep):
                         end = "agent"
@@ -163,7 +169,10 @@ class Engine:
         timeout = self.flow.defaults.timeout_seconds
         match step:
             case MenuStep():
-                prompt, listen = self._utter(step.say, step.say_in_every_language), Listen(1, "", timeout)
+                prompt, listen = (
+                    self._utter(step.say, step.say_in_every_language, state),
+                    Listen(1, "", timeout),
+                )
             case InputStep():
                 prompt = tuple(Utterance(k) for k in step.say)
                 listen = Listen(None, step.finish_on_key, timeout)
@@ -185,16 +194,19 @@ class Engine:
             return self._escalate(state, f"repeated_{kind}")
         sorry = d.no_input_prompt if kind == "no_input" else d.invalid_prompt
         every = isinstance(step, MenuStep) and step.say_in_every_language
-        return self._listen(state, step, self._utter((sorry,), every), {})
+        return self._listen(state, step, self._utter((sorry,), every, state), {})
 
     def _escalate(self, state: CallState, reason: str, speech: tuple[Utterance, ...] = ()) -> Result:
         state = state.model_copy(update={"escalation_reason": reason})
         return self._enter(self.flow.defaults.too_many_tries_step, state, speech, {}, "")
 
-    def _utter(self, keys: Iterable[str], in_every_language: bool) -> tuple[Utterance, ...]:
-        """The prompts in the call's language, or in each language in turn (before one is chosen)."""
+    def _utter(self, keys: Iterable[str], in_every_language: bool, state: CallState) -> tuple[Utterance, ...]:
+        """The prompts in the call's language, or in each language in turn (before one is chosen),
+        the call's language first: before the choice, the one its calling number suggests."""
         if in_every_language:
-            return tuple(Utterance(k, lang) for lang in self.languages for k in keys)
+            first = [state.language] if state.language in self.languages else []
+            order = first + [lang for lang in self.languages if lang not in first]
+            return tuple(Utterance(k, lang) for lang in order for k in keys)
         return tuple(Utterance(k) for k in keys)
 
     @cached_property

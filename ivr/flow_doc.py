@@ -48,7 +48,17 @@ def _exits(step: Step) -> str:
                 f"{key}{_sets(choice)} → `{choice.next}`" for key, choice in step.options.items()
             )
         case InputStep():
-            text = f"digits, then {step.finish_on_key} (check `{step.check}`) → `{step.next}`"
+            lengths = ", ".join(
+                f"{n} digits ({', '.join(f'{k} = {v}' for k, v in sets.items())})"
+                for n, sets in step.set_by_length.items()
+            )
+            text = (
+                f"digits, then {step.finish_on_key} (check `{step.check}`{'; ' + lengths if lengths else ''})"
+            )
+            text += f" → `{step.next}`" + "".join(
+                f", {key}{step.finish_on_key}{_sets(choice)} → `{choice.next}`"
+                for key, choice in step.options.items()
+            )
         case QuestionStep():
             text = f"the answer → `{step.next}`"
         case ActionStep():

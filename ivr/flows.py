@@ -2,7 +2,7 @@
 
 A flow is a set of named steps. Every exit of every step is named in the file, so a reviewer
 can see where silence, a wrong key, too many tries or a back-end failure leads. Behaviour is
-referred to by name (`action: start_verification`, `check: passport_number`), never by code.
+referred to by name (`action: start_verification`, `check: document_number`), never by code.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ class InputStep(_Listening):
     finish_on_key: str = "#"
     max_digits: int = Field(20, ge=1, le=40)
     next: str
+    set_by_length: dict[int, dict[str, str]] = {}
+    """What a number of each length tells (9 digits: a passport), kept beside it."""
+    options: dict[str, Choice] = {}
+    """Single keys that choose a way out instead of a number (`1#`: no such document)."""
 
 
 class QuestionStep(_Listening):
@@ -127,9 +131,9 @@ def exits(flow: Flow, name: str) -> Iterator[str]:
             yield flow.defaults.too_many_tries_step
             if step.on_no_input:
                 yield step.on_no_input
-            if isinstance(step, MenuStep):
+            if isinstance(step, MenuStep | InputStep):
                 yield from (choice.next for choice in step.options.values())
-            else:
+            if not isinstance(step, MenuStep):
                 yield step.next
         case ActionStep():
             yield from step.outcomes.values()
@@ -208,8 +212,11 @@ def _check_step(
                 + [f"step {name!r}: unknown language {lang!r}" for lang in langs]
                 + ([f"step {name!r}: a menu needs a prompt"] if not step.say else [])
             )
-        case InputStep() if step.check not in checks:
-            return [f"step {name!r}: unknown check {step.check!r}"]
+        case InputStep():
+            bad = [k for k in step.options if len(k) != 1 or k not in DTMF_KEYS or k in reserved]
+            return [f"step {name!r}: option key {k!r} is not a free single key" for k in bad] + (
+                [f"step {name!r}: unknown check {step.check!r}"] if step.check not in checks else []
+            )
         case ActionStep():
             declared = actions.get(step.action)
             if declared is None:
@@ -217,13 +224,16 @@ def _check_step(
             if set(step.outcomes) != declared:
                 return [f"step {name!r}: outcomes must be exactly {sorted(declared)}"]
         case BranchStep():
-            values = {
-                c.set[step.by]
+            sets = [
+                c.set
                 for s in flow.steps.values()
-                if isinstance(s, MenuStep)
+                if isinstance(s, MenuStep | InputStep)
                 for c in s.options.values()
-                if step.by in c.set
-            }
+            ]
+            sets += [
+                v for s in flow.steps.values() if isinstance(s, InputStep) for v in s.set_by_length.values()
+            ]
+            values = {found[step.by] for found in sets if step.by in found}
             if values != set(step.cases):
                 return [
                     f"step {name!r}: cases must be exactly the values set for {step.by!r}: {sorted(values)}"

@@ -20,14 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr import actions
+from ivr import actions, handover
 from ivr.engine import ActionNeeded, Engine, Reply, Result
 from ivr.errors import IvrError, without_values
 from ivr.outbox import Outbox
 from ivr.ports import OutgoingSms
 from ivr.prompts import Spelled
 from ivr.state import CallState
-from ivr.store import Conflict, Store, Tx, call_sessions
+from ivr.store import Conflict, Store, Tx, call_sessions, desk_verifications
 from ivr.twiml import Renderer
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,17 @@ ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 
 class CallerMismatch(IvrError):
     """A request for a known call came from another number than the call's own."""
+
+
+HOME_PREFIXES = ("+45", "+299")  # Denmark and Greenland: Danish first
+
+
+def first_language(caller: str | None, languages: tuple[str, ...]) -> str:
+    """The language a new call hears first: Danish from a Danish or Greenlandic number (or a
+    withheld one), else English; the caller is offered every language all the same."""
+    home = caller is None or caller.startswith(HOME_PREFIXES)
+    wanted = "da" if home else "en"
+    return wanted if wanted in languages else languages[0]
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class Line:
                 caller_key=self.caller_key(caller),
                 caller_withheld=caller is None,
                 step=self.engine.flow.start,
+                language=first_language(caller, self.engine.languages),
             )
             tx.audit(call_sid, "call_started", withheld=caller is None)
             return self._settle(tx, self.engine.begin(state), was=None)
@@ -78,7 +90,7 @@ class Line:
             row = self._own_session(tx, call_sid, caller)
             if row is None:
                 log.warning("keys for a call the line does not know")
-                return self.renderer.apology(self.engine.languages, to_agent=False)
+                return self._unknown_call(tx, call_sid)
             state = CallState.model_validate_json(row.state)
             if state.ended or turn != row.turn:
                 tx.audit(call_sid, "stale_webhook_ignored")
@@ -95,32 +107,97 @@ class Line:
             row = self._own_session(tx, call_sid, caller)
             if row is not None:
                 self._scrub(tx, row, "call_ended", status=status, duration=duration)
+            handover.finished(tx, call_sid)
 
-    def wait(self, call_sid: str, position: int | None, caller: str | None) -> str:
-        """What a queued caller hears: their place in the queue and an estimate."""
-        language = self._language(call_sid, caller)
+    def wait(self, call_sid: str, position: int | None, caller: str | None, queue_sid: str | None) -> str:
+        """What a queued caller hears: their place in the queue and an estimate; or, once an
+        agent has taken the call and it is put through, the way out of the queue."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            escalation = handover.escalation(tx, call_sid)
+            if queue_sid and escalation is not None and escalation.queue_sid is None:
+                handover.record_queue(tx, call_sid, queue_sid)
+        if handover.is_put_through(escalation):
+            return self.renderer.leave_queue()
         place = max(position or 1, 1)
         minutes = max(1, math.ceil(place * self.minutes_per_caller_ahead))
         return self.renderer.queue_wait(language, place, minutes)
 
-    def queue_exit(self, call_sid: str, caller: str | None) -> str:
-        return self.renderer.goodbye(self._language(call_sid, caller))
+    def queue_exit(self, call_sid: str, caller: str | None, result: str | None) -> str:
+        """The caller left the queue: on to the agent, or (hung up) the hand-over is abandoned."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            escalation = handover.escalation(tx, call_sid)
+            if result == "hangup":
+                handover.abandoned(tx, call_sid)
+        if result == "leave" and handover.is_put_through(escalation):
+            return self.renderer.to_connect()
+        return self.renderer.goodbye(language)
 
-    def apology(self, call_sid: str | None, reason: str) -> str:
+    def connect(self, call_sid: str, caller: str | None) -> str:
+        """Dial the agent who took the call; if they cannot be dialled, back to the queue."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            escalation = handover.escalation(tx, call_sid)
+            taken = escalation is not None and escalation.status == "connecting"
+            agent = handover.agent(tx, escalation.agent) if taken and escalation else None
+            if agent is None or not agent.phone:
+                handover.back_to_queue(tx, call_sid)
+                tx.audit(call_sid, "agent_unreachable", taken=taken)
+                return self.renderer.requeue(language)
+            handover.connected(tx, call_sid)
+            tx.audit(call_sid, "put_through", agent=agent.username)
+        return self.renderer.connect(language, agent.phone, call_sid)
+
+    def dial_ended(self, call_sid: str, caller: str | None, dial_status: str | None) -> str:
+        """The agent's leg ended: after a conversation, goodbye; if the agent never answered,
+        back to the queue for the next agent (the call is not lost)."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            if dial_status == "completed":
+                return self.renderer.goodbye(language)
+            handover.change(tx, call_sid, ("connected",), status="waiting", agent=None, put_through_at=None)
+            tx.audit(call_sid, "agent_did_not_answer", dial_status=dial_status)
+        return self.renderer.requeue(language)
+
+    def dequeued(self, call_sid: str, caller: str | None, agent: str) -> str:
+        """An agent who phoned in took this caller out of the queue: mark it, and tell them."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            language = self._language_in(tx, call_sid, caller)
+            handover.change(
+                tx, call_sid, handover.WAITING, status="connected", agent=agent, connected_at=tx.now
+            )
+            tx.audit(call_sid, "put_through", agent=agent, by="phone")
+        return self.renderer.dequeued(language)
+
+    def whisper(self, call_sid: str) -> str:
+        """What the agent hears before the caller is put through, in the agent's language
+        (the request is the agent's leg: `call_sid` names the caller's call)."""
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            escalation = handover.escalation(tx, call_sid)
+            agent = handover.agent(tx, escalation.agent) if escalation is not None else None
+        if escalation is None or agent is None or escalation.status not in handover.TAKEN:
+            log.warning("refused a whisper for a call no agent is taking")
+            return self.renderer.goodbye(self.engine.languages[0])
+        return self.renderer.whisper(agent.language, handover.context(escalation))
+
+    def apology(self, call_sid: str | None, caller: str | None, reason: str) -> str:
         """Last resort after an unexpected error: sorry, in the caller's language, then an agent
         who gets the call's context (whatever the store can still take)."""
         languages = self.engine.languages
         try:
             if call_sid:
-                languages = self._record_failure(call_sid, reason)
+                languages = self._record_failure(call_sid, caller, reason)
+        except CallerMismatch:
+            raise
         except Exception as error:  # the store itself may be what failed
             log.error("could not record the failed call: %s", without_values(error))
         return self.renderer.apology(languages, to_agent=True)
 
-    def note(self, call_sid: str, event: str, **detail: object) -> None:
+    def note(self, call_sid: str | None, event: str, **detail: object) -> None:
         """Write one event into the audit trail, if the store can take it."""
         try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
+            with self.store.transaction(self.clock(), call_sid or "") as tx:
                 tx.audit(call_sid, event, **detail)
         except Exception as error:
             log.error("could not audit %s: %s", event, without_values(error))
@@ -140,8 +217,15 @@ class Line:
                 row = tx.session(call_sid)
                 if row is not None and not row.ended:
                     self._scrub(tx, row, "call_swept")
+        with self.store.connection() as connection:  # the desk's verifications left unfinished
+            d = desk_verifications.c
+            forgotten = sa.update(desk_verifications).where(
+                d.document_number.isnot(None), d.updated_at < before
+            )
+            connection.execute(forgotten.values(document_number=None))
         self.outbox.resolve_stale()
-        self.store.checkpoint()
+        if not self.store.checkpoint():
+            log.warning("the write-ahead log was busy; the next sweep folds it")
         return len(call_sids)
 
     # -- one webhook ---------------------------------------------------------------------------
@@ -209,7 +293,21 @@ class Line:
         reply may spell the document number or the user ID)."""
         state = CallState.model_validate_json(row.state).scrubbed()
         tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
+        tx.forget_desk_document(state.call_sid)  # the agent on the call cannot go on with it either
         tx.audit(state.call_sid, event, step=state.step, **detail)
+
+    def _unknown_call(self, tx: Tx, call_sid: str) -> str:
+        """Keys for a call the line has no record of (its store was lost or wiped): sorry, and
+        an agent, who gets what little there is to know."""
+        tx.audit(call_sid, "call_not_found")
+        self._escalate_unknown(tx, call_sid, "call_not_found")
+        return self.renderer.apology(self.engine.languages, to_agent=True)
+
+    def _escalate_unknown(self, tx: Tx, call_sid: str, reason: str) -> None:
+        """Hand over a call the line knows nothing about (its first webhook failed, or its
+        record is gone)."""
+        state = CallState(call_sid=call_sid, caller_key="", step="unknown", escalation_reason=reason)
+        self._escalate(tx, state.model_copy(update={"language": self.engine.languages[0]}))
 
     def _escalate(self, tx: Tx, state: CallState) -> None:
         number = state.collected.get("document_number")
@@ -228,15 +326,14 @@ class Line:
         )
         tx.audit(state.call_sid, "escalated", reason=state.escalation_reason)
 
-    def _record_failure(self, call_sid: str, reason: str) -> tuple[str, ...]:
+    def _record_failure(self, call_sid: str, caller: str | None, reason: str) -> tuple[str, ...]:
         """Note the failure and hand the call to an agent with what we know; the languages to
         apologise in (every one while the caller has not chosen theirs)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
+            row = self._own_session(tx, call_sid, caller)
             tx.audit(call_sid, reason)
-            row = tx.session(call_sid)
             if row is None:  # the very first webhook failed: an agent still gets the call
-                state = CallState(call_sid=call_sid, caller_key="", step="unknown", escalation_reason=reason)
-                self._escalate(tx, state.model_copy(update={"language": self.engine.languages[0]}))
+                self._escalate_unknown(tx, call_sid, reason)
                 return self.engine.languages
             state = CallState.model_validate_json(row.state)
             step = self.engine.flow.steps.get(state.step)
@@ -248,9 +345,8 @@ class Line:
             tx.save_session(call_sid, state.scrubbed(), row.turn + 1, apology, was=row.turn)
             return languages
 
-    def _language(self, call_sid: str, caller: str | None) -> str:
-        with self.store.transaction(self.clock(), call_sid) as tx:
-            row = self._own_session(tx, call_sid, caller)
+    def _language_in(self, tx: Tx, call_sid: str, caller: str | None) -> str:
+        row = self._own_session(tx, call_sid, caller)
         return CallState.model_validate_json(row.state).language if row else self.engine.languages[0]
 
     def _stored_reply(self, call_sid: str) -> str:

@@ -8,13 +8,16 @@ import errno
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from ivr.settings import Settings
+
+T = TypeVar("T")
 
 WHERE = "in the environment or .env (README 'Settings' and .env.example list every setting)"
 
@@ -125,10 +128,14 @@ def check_database_urls(settings: Settings) -> None:
     for field in ("database_url", "demo_backend_database_url"):
         value = getattr(settings, field)
         try:
-            if value is not None:
-                make_url(value).get_dialect()
+            if value is not None and make_url(value).get_dialect().name not in ("sqlite", "postgresql"):
+                raise NoSuchModuleError("not SQLite or PostgreSQL")
         except (ArgumentError, NoSuchModuleError) as error:
-            problem = "names an unknown database" if isinstance(error, NoSuchModuleError) else "is not a URL"
+            problem = (
+                "names a database the line does not run on (SQLite or PostgreSQL)"
+                if isinstance(error, NoSuchModuleError)
+                else "is not a URL"
+            )
             raise Misconfigured(
                 f"ivr: {variable(field)} {problem}.",
                 f"ivr: fix: set it to a SQLAlchemy URL such as postgresql+psycopg://user:password@host/db, "
@@ -141,7 +148,7 @@ def cannot_open(error: Exception) -> Misconfigured:
     if isinstance(error, OSError):
         return Misconfigured(
             f"ivr: cannot use {error.filename or 'a file'}: {error.strerror or error}.",
-            f"ivr: fix: check IVR_DATA_DIR, IVR_FLOWS_DIR and IVR_PROMPTS_DIR {WHERE}.",
+            f"ivr: fix: check IVR_DATA_DIR, IVR_DATABASE_URL, IVR_FLOWS_DIR and IVR_PROMPTS_DIR {WHERE}.",
         )
     problem = str(getattr(error, "orig", None) or error).splitlines()[0]
     return Misconfigured(
@@ -164,3 +171,17 @@ def cannot_listen(host: str, port: int, error: Exception) -> Misconfigured:
         f"ivr serve: cannot listen on {host}:{port}: {problem}.",
         f"ivr serve: fix: {fix}.",
     )
+
+
+def build(factory: Callable[[Settings], T]) -> T:
+    """Build the line or the desk from the environment's settings; a setting, file or database
+    it cannot use is a `Misconfigured` naming it, never a traceback."""
+    import sqlalchemy.exc
+
+    settings = Settings()
+    check_data_dir(settings.data_dir)
+    check_database_urls(settings)
+    try:
+        return factory(settings)
+    except (OSError, sqlalchemy.exc.OperationalError) as error:
+        raise cannot_open(error) from None

@@ -74,7 +74,12 @@ class Outbox:
         if message is None or message.key != key:
             return self._finish(key, status="failed", error="its text was lost unsent")
         try:
-            provider_id = self.sender.send(message.to, message.body)
+            body = message.compose()
+            if body is None:
+                return self._finish(
+                    key, status="failed", error="an attempt that did not finish issued its PIN"
+                )
+            provider_id = self.sender.send(message.to, body)
         except DeliveryUnknown as error:
             log.warning("SMS %s: %s", key, error)
             return self._finish(key, status="unknown", error=str(error)[:200])
@@ -86,7 +91,7 @@ class Outbox:
 
     def record_delivery(self, provider_id: str, status: str) -> bool:
         """The provider's delivery report for one of our SMS; False when no row has that id."""
-        values = {"delivery": status[:16], "delivery_at": self.clock()}
+        values = {"delivery": status, "delivery_at": self.clock()}
         with self.store.connection() as connection:
             query = sa.update(sms_outbox).where(sms_outbox.c.provider_id == provider_id).values(values)
             return bool(connection.execute(query).rowcount)

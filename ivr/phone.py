@@ -7,6 +7,8 @@ Twilio does; this module supplies the caller's keys and writes what happens as p
 
 from __future__ import annotations
 
+import select
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
@@ -36,6 +38,7 @@ __all__ = [
     "KEYPAD",
     "Call",
     "FlaskTransport",
+    "Holding",
     "HttpTransport",
     "PhoneError",
     "Transport",
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 SILENCE_CAP = 3  # silences a scripted caller keeps up after the script ran out
+MAX_PAUSE = 2.0  # seconds a holding caller waits, at most, before asking the waitUrl again
 INTERRUPTED = "interrupted"  # Call.ended_by after Ctrl-C
 
 
@@ -127,9 +131,27 @@ def _ignored(listen: Listen, keyed: Keyed) -> str | None:
     return f"[{sent}; {keyed.ignored} {verb} ignored: {why}]"
 
 
+def _masked(number: str) -> str:
+    """A number as the terminal shows it: its first three and last two characters."""
+    return f"{number[:3]} …{number[-2:]}"
+
+
+@dataclass(frozen=True)
+class Holding:
+    """How long a queued caller holds on (seconds, 0: not at all) and how time passes."""
+
+    seconds: float = 0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
 class _Phone:
-    def __init__(self, twilio: TwilioCall, keys: Iterable[str], out: TextIO, interactive: bool) -> None:
+    def __init__(
+        self, twilio: TwilioCall, keys: Iterable[str], out: TextIO, interactive: bool, holding: Holding
+    ) -> None:
         self.twilio = twilio
+        self.source = keys
+        self.holding = holding
         self.keys: Iterator[str] = iter(keys)
         self.echo = interactive and not getattr(keys, "isatty", lambda: False)()
         self.out = out
@@ -166,6 +188,14 @@ class _Phone:
             self.line("[hold music]")
         elif event.kind == "leave":
             self.line(f"[the call leaves the queue: QueueResult={event.text}]")
+        elif event.kind == "dial":
+            self.line(f"[putting you through to {_masked(event.text)}]")
+        elif event.kind == "whisper":
+            self.line(f"[the agent hears: {' '.join(event.text.split())}]")
+        elif event.kind == "connected":
+            self.line("[connected to the agent]")
+        elif event.kind == "dropped":
+            self.line("[the agent's phone hung up before the call was put through]")
         elif event.kind == "end":
             self.line(
                 {
@@ -179,9 +209,9 @@ class _Phone:
         """The caller's keys for one Gather, "" for silence, None when the caller hangs up."""
         while True:
             if self.interactive:
+                self.at_prompt = True  # before the prompt: a Ctrl-C may come as soon as it shows
                 self.out.write("keys> ")
                 self.out.flush()
-                self.at_prompt = True
             entry = next(self.keys, None)
             self.at_prompt = False
             if entry is None:
@@ -211,10 +241,45 @@ class _Phone:
                     return "caller-hangup"
                 twilio.press(entry)
             elif twilio.queued is not None:
-                twilio.hold()  # Twilio asks the waitUrl at once; the caller then stays on hold
-                if twilio.queued is not None:
-                    return "queue"
+                ended = self.hold_on()
+                if ended:
+                    return ended
+            elif twilio.bridged:
+                if self.interactive:
+                    self.out.write("[Enter or Ctrl-D hangs up]\n")
+                    next(self.keys, None)
+                return "caller-hangup"
         return twilio.ended
+
+    def hold_on(self) -> str:
+        """Hold in the queue, asking the waitUrl again after each of its pauses (no longer than
+        MAX_PAUSE each), until the call moves on (""), the caller hangs up or the holding ends."""
+        twilio, holding = self.twilio, self.holding
+        until = holding.clock() + holding.seconds
+        while True:
+            since = len(twilio.events)
+            twilio.hold()  # Twilio asks the waitUrl at once, and again when its answer is played
+            if twilio.queued is None:
+                return ""
+            if holding.clock() >= until:
+                return "queue"
+            pauses = [float(e.text) for e in twilio.events[since:] if e.kind == "pause"]
+            if self.hangs_up_within(min(sum(pauses) or 1, MAX_PAUSE, max(until - holding.clock(), 0))):
+                return "caller-hangup"
+
+    def hangs_up_within(self, seconds: float) -> bool:
+        """Wait `seconds`; True if an interactive caller pressed Enter or closed the input."""
+        try:
+            fileno: int = getattr(self.source, "fileno", lambda: -1)() if self.interactive else -1
+        except (OSError, ValueError):  # a stream with no file behind it
+            fileno = -1
+        if fileno < 0:
+            self.holding.sleep(seconds)
+            return False
+        ready, _, _ = select.select([fileno], [], [], seconds)
+        if ready:
+            next(self.keys, None)
+        return bool(ready)
 
     def run(self) -> Call:
         try:
@@ -248,6 +313,7 @@ def place_call(
     call_sid: str | None = None,
     interactive: bool = False,
     account_sid: str = DEFAULT_ACCOUNT_SID,
+    holding: Holding = Holding(),
 ) -> Call:
     """Place one call to the line and write what the caller hears to ``out``.
 
@@ -261,4 +327,4 @@ def place_call(
     twilio = TwilioCall(
         transport, public_base_url, auth_token, caller=caller, call_sid=call_sid, account_sid=account_sid
     )
-    return _Phone(twilio, keys, out, interactive).run()
+    return _Phone(twilio, keys, out, interactive, holding).run()

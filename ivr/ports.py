@@ -9,6 +9,7 @@ Expected outcomes ("no such person", "no MitID") are values; only failures raise
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -84,11 +85,12 @@ class MitIdBackend(Protocol):
 
 @dataclass(frozen=True)
 class OutgoingSms:
-    """One SMS on its way: `key` makes it unique (one PIN SMS per call), `body` may hold a PIN."""
+    """One SMS on its way: `key` makes it unique (one PIN SMS per call). Its text is made by
+    `compose` only when it is sent (it may issue a PIN); None: it cannot be made any more."""
 
     key: str
     to: str
-    body: str
+    compose: Callable[[], str | None]
 
     def __repr__(self) -> str:
         return f"OutgoingSms(key={self.key!r})"

@@ -4,8 +4,9 @@ Name, birth date and sex are on every passport and driving licence, so no questi
 Each question reads one fact off a `Person` and says how many keys the answer takes.
 
 Every question can be asked of everyone: where the register may hold no such fact (no spouse,
-no children, a parent unknown), the caller keys `0` for "none", and that is the right answer
-exactly when the register holds none. So which questions a caller is asked says nothing about
+no children, a parent unknown), the caller keys zeros in every place ("0000", "00000000") for
+"none", and that is the right answer exactly when the register holds none. (A lone `0` would be
+the agent key, and no year or date is all zeros.) So which questions a caller is asked says nothing about
 whether their document exists or which facts the register has about them.
 """
 
@@ -28,10 +29,12 @@ class Question:
     digits: int | None
     max_digits: int = 8
     may_be_none: bool = False
-    """The register may hold no such fact; the caller then keys NONE."""
+    """The register may hold no such fact; the caller then keys `none`: zeros in every place."""
 
-
-NONE = "0"
+    @property
+    def none(self) -> str | None:
+        """What "none" is keyed as, for a question whose fact may be missing."""
+        return "0" * self.digits if self.may_be_none and self.digits else None
 
 
 def _date(value: dt.date | None) -> str | None:
@@ -71,13 +74,11 @@ def choose(count: int, rng: random.Random) -> list[str]:
 
 
 def expected(kind: str, person: Person) -> str | None:
-    """What the person would key: the fact, NONE where the register has none, or None where the
-    question cannot be answered at all."""
+    """What the person would key: the fact, the question's `none` where the register has none,
+    or None where the question cannot be answered at all."""
     question = QUESTIONS[kind]
     fact = question.fact(person)
-    if fact is None and question.may_be_none:
-        return NONE
-    return fact
+    return question.none if fact is None else fact
 
 
 def is_right(kind: str, person: Person, answer: str) -> bool:

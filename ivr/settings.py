@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     sms_timeout_seconds: float = Field(5.0, gt=0, le=15)
     """The caller waits on the line for this, at most, to hear whether the SMS went."""
 
+    call_control: Literal["embedded", "twilio"] = "embedded"
+    """How the agents' desk puts a queued caller through: Twilio's REST API, or the line itself."""
+
     flows_dir: Path = REPO_ROOT / "call_flows"
     flow: str = "support"
     prompts_dir: Path = REPO_ROOT / "prompts"
@@ -58,6 +61,13 @@ class Settings(BaseSettings):
 
     opening_hours: OpeningHours = OpeningHours()
 
+    desk_base_url: str = "http://127.0.0.1:8081"
+    """Where agents reach the agents' desk (`ivr desk`); https makes its cookies Secure."""
+    desk_idle_minutes: float = Field(15, gt=0)
+    """An agent's session ends after this long without a request."""
+    desk_sign_in_failures: int = Field(5, ge=1)
+    """Sign-ins one username may try in 15 minutes before the desk refuses more."""
+
     demo_backend_database_url: str | None = None
     demo_seed: int = 2026
     demo_people: int = Field(1000, ge=20)
@@ -66,6 +76,24 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("twilio_auth_token")
+    @classmethod
+    def _a_real_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty: anyone could sign webhooks; give the Twilio account's auth token")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _a_real_key(cls, value: SecretStr | None) -> SecretStr | None:
+        key = value.get_secret_value() if value is not None else None
+        if key is not None and (len(key.strip()) < 32 or "change-me" in key):
+            raise ValueError(
+                "must be at least 32 random characters (e.g. `python3 -c 'import secrets; "
+                "print(secrets.token_hex(32))'`), or unset to keep one in the data directory"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -81,6 +109,11 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The store's URL: the configured one, or SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ivr.sqlite3'}"
+
+    @property
+    def demo_sqlalchemy_url(self) -> str:
+        """The demo outside systems' URL (MitID back end, SMS network): configured, or SQLite."""
+        return self.demo_backend_database_url or f"sqlite:///{self.data_dir.resolve() / 'mitid-demo.sqlite3'}"
 
     def private_data_dir(self) -> Path:
         """The data directory, made if missing, readable by its owner only."""

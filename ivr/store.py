@@ -3,6 +3,8 @@
 SQLAlchemy Core, so the same code runs on the embedded SQLite default and on PostgreSQL.
 A webhook runs in one `Store.transaction()`: the call is locked for its length, so a
 retried or concurrent webhook of the same call waits and then sees the turn already taken.
+The tables below are made and changed by the migrations in `ivr/migrations/line`
+(`Store.upgrade()`, at every start); a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -59,6 +61,48 @@ escalations = sa.Table(
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("document", sa.String(64)),
     sa.Column("step", sa.String(64), nullable=False),
+    # The agents' desk: where the hand-over is. NULL or "waiting" (in the queue), "connecting"
+    # (an agent took it; the caller is being put through), "connected", "finished", "abandoned".
+    sa.Column("status", sa.String(16)),
+    sa.Column("agent", sa.String(64)),  # the username of the agent who took it
+    sa.Column("queue_sid", sa.String(64)),  # Twilio's queue, as its wait URL requests name it
+    sa.Column("put_through_at", sa.DateTime(timezone=True)),
+    sa.Column("connected_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(32)),  # user_id_given, pin_sent, citizen_service, other
+    sa.Column("note", sa.Text),
+    sa.Index("ix_escalations_status", "status"),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # agent, supervisor
+    sa.Column("phone", sa.String(32)),  # E.164: where a taken call is put through
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id
+    sa.Column("agent_code_hash", sa.Text),  # argon2id of the code an agent keys when phoning in
+    sa.Column("status", sa.String(16), nullable=False),  # available, away, busy
+    sa.Column("language", sa.String(8), nullable=False),  # the desk's language for this agent
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+desk_verifications = sa.Table(
+    "desk_verifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), nullable=False, unique=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("document_type", sa.String(32), nullable=False),
+    sa.Column("document_number", sa.String(32)),  # only until the desk is done with the call
+    sa.Column("progress", sa.Text, nullable=False),  # a `Verification`: counts, never answers
+    sa.Column("outcome", sa.String(16)),  # verified, not_verified
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 sms_outbox = sa.Table(
@@ -67,7 +111,7 @@ sms_outbox = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("key", sa.String(128), nullable=False, unique=True),
     sa.Column("call_sid", sa.String(64), nullable=False),
-    sa.Column("to", sa.String(32), nullable=False),  # masked: "+45 •• •• •• 51"
+    sa.Column("to", sa.String(32), nullable=False),  # masked: "+45 …51"
     sa.Column("body", sa.Text, nullable=False),  # what kind of message, never its text (a PIN)
     sa.Column("status", sa.String(16), nullable=False),  # pending, sending, sent, failed, unknown
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -75,7 +119,7 @@ sms_outbox = sa.Table(
     sa.Column("provider_id", sa.String(64)),
     sa.Column("error", sa.String(200)),
     sa.Column("claimed_at", sa.DateTime(timezone=True)),
-    sa.Column("delivery", sa.String(16)),  # the provider's last word: delivered, undelivered, ...
+    sa.Column("delivery", sa.String(32)),  # the provider's last word: delivered, undelivered, ...
     sa.Column("delivery_at", sa.DateTime(timezone=True)),
     sa.Index("ix_sms_outbox_provider_id", "provider_id"),
 )
@@ -202,6 +246,13 @@ class Tx:
         row = {"key": message.key, "call_sid": call_sid, "to": masked(message.to), "body": kind}
         self.writes.append(sa.insert(sms_outbox).values(created_at=self.now, status="pending", **row))
 
+    def forget_desk_document(self, call_sid: str) -> None:
+        """The call is over: the desk's verification of it keeps no document number."""
+        d = desk_verifications.c
+        self.writes.append(
+            sa.update(desk_verifications).where(d.call_sid == call_sid).values(document_number=None)
+        )
+
     def audit(self, call_sid: str | None, name: str, **detail: object) -> None:
         text = json.dumps(detail, sort_keys=True)
         self.writes.append(
@@ -244,18 +295,27 @@ class Store:
         self._write_lock = threading.Lock() if self.sqlite else None
         self._call_locks = [threading.Lock() for _ in range(64)]
 
-    def create(self) -> None:
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+    def upgrade(self) -> str:
+        """Bring the store's schema to the newest migration (ivr/migrations/line); its revision."""
+        from ivr import migrations
 
-    def checkpoint(self) -> None:
+        return migrations.upgrade(self.engine, migrations.LINE)
+
+    def checkpoint(self) -> bool:
         """Fold SQLite's write-ahead log into the database and empty it (values cleared in the
-        database are then gone from the log too)."""
-        if self.sqlite:
-            with self._write_lock or nullcontext(), self.engine.connect() as connection:
-                # On the driver's own connection: outside any transaction, as SQLite requires.
-                driver: Any = connection.connection.driver_connection
-                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        database are then gone from the log too). False when a reader kept it from finishing
+        within a second: webhooks are not held up for it, and the next sweep tries again."""
+        if not self.sqlite:
+            return True
+        with self._write_lock or nullcontext(), self.engine.connect() as connection:
+            # On the driver's own connection: outside any transaction, as SQLite requires.
+            driver: Any = connection.connection.driver_connection
+            driver.execute("PRAGMA busy_timeout = 1000")
+            try:
+                busy, _, _ = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                driver.execute("PRAGMA busy_timeout = 30000")
+        return not busy
 
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:
@@ -288,15 +348,3 @@ class Store:
                 {k: _aware(v) if isinstance(v, dt.datetime) else v for k, v in row._mapping.items()}
                 for row in result
             ]
-
-
-def _add_missing_columns(engine: sa.Engine) -> None:
-    """Add the nullable columns a store made by an earlier version lacks (until migrations)."""
-    with engine.begin() as connection:
-        inspector = sa.inspect(connection)
-        for table in metadata.tables.values():
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.nullable:
-                    kind = column.type.compile(engine.dialect)
-                    connection.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')

@@ -13,6 +13,11 @@ Twilio's documented rules, as far as this line's TwiML needs them:
   ``waitUrl`` with ``waitUrlMethod`` and the queue's parameters and plays the answer, which may only
   hold Play, Say, Pause, Hangup, Redirect, Leave and Gather. When the call leaves the queue Twilio
   requests the Enqueue's ``action``.
+- ``<Dial>`` with ``<Number>`` nouns (or a number as its text): Twilio rings the number; a
+  Number's ``url`` is requested for the new leg (its own CallSid, ``From`` the line's number,
+  ``To`` the number dialled, ``ParentCallSid`` the caller's call) and played to the person answering,
+  before the two are connected (``whisper``; Say, Play, Pause, or Hangup, which drops that leg).
+  Connected, the call stays so until someone hangs up (``bridged``).
 - ``<Say>``, ``<Play>``, ``<Pause>`` are heard; ``<Hangup>`` and the end of a document end the call.
 
 Anything else (another verb, an attribute value Twilio refuses, an HTTP error, an answer that is
@@ -24,6 +29,7 @@ while it is queued; ``hang_up()`` sends the status callback Twilio sends when a 
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -103,6 +109,8 @@ class TwilioCall:
         self.ended = ""  # how the call ended: hangup, rejected, end-of-twiml, caller-hangup
         self.seconds = 0.0  # simulated: speech, pauses, keying and timeouts
         self.queue_sid = "QU" + uuid.uuid4().hex
+        self.bridged = ""  # the number the caller is connected to by a <Dial>
+        self._dial_action: tuple[str, str] | None = None  # where Twilio reports how the Dial ended
         self._gather: _Pending | None = None
         self._queue: _Pending | None = None
 
@@ -200,6 +208,9 @@ class TwilioCall:
         if self._queue is not None:  # leaving the queue: Twilio requests the Enqueue's action
             self._leave_queue("hangup", run=False)
         self._gather = self.listen = None
+        if self.bridged and self._dial_action is not None:  # the Dial ends: its action is asked
+            self.post(self._dial_ended("completed"))  # (the call is over: its TwiML is not run)
+        self.bridged = ""
         self.ended = self.ended or "caller-hangup"
         seconds = str(duration if duration is not None else max(1, round(self.seconds)))
         params = {"CallStatus": "completed", "CallDuration": seconds}
@@ -253,6 +264,12 @@ class TwilioCall:
                 return
             elif verb.tag in ("Hangup", "Reject"):
                 return self._end("hangup" if verb.tag == "Hangup" else "rejected")
+            elif verb.tag == "Dial":
+                if self._dial(verb, url):
+                    return
+                if self._dial_action is not None:  # not answered: Twilio asks the Dial's action
+                    verbs, url = self._fetch(self._dial_ended("no-answer"))
+                    at = 0
             else:
                 raise PhoneError(f"<{verb.tag}> is not a verb the fake caller knows")
         self._end("end-of-twiml")
@@ -279,6 +296,50 @@ class TwilioCall:
             else:  # Hangup
                 self._queue = None
                 return self._end("hangup")
+
+    def _dial(self, verb: ET.Element, url: str) -> bool:
+        """Ring the Dial's number; True when the caller is connected (the call waits there)."""
+        action = verb.get("action")
+        self._dial_action = (urljoin(url, action), method_of(verb)) if action else None
+        numbers = list(verb)
+        if not numbers:  # <Dial>+4512345678</Dial>: the number as the Dial's text
+            numbers = [ET.Element("Number")]
+            numbers[0].text = verb.text
+        if len(numbers) != 1 or numbers[0].tag != "Number":
+            raise PhoneError("<Dial>: the fake caller dials exactly one <Number>")
+        number = numbers[0]
+        phone = (number.text or "").strip()
+        if not re.fullmatch(r"\+[1-9][0-9]{5,14}", phone):
+            raise PhoneError(f"<Number> {phone[:4]!r}...: Twilio dials E.164 numbers")
+        self._emit(Event("dial", phone))
+        if number.get("url") and not self._whisper(phone, urljoin(url, number.get("url", "")), number):
+            self._emit(Event("dropped", phone))
+            return False
+        self.bridged = phone
+        self._emit(Event("connected", phone))
+        return True
+
+    def _dial_ended(self, status: str) -> Request:
+        assert self._dial_action is not None
+        url, method = self._dial_action
+        self._dial_action = None
+        return self.request(url, {"DialCallStatus": status}, method)
+
+    def _whisper(self, phone: str, url: str, number: ET.Element) -> bool:
+        """The dialled leg answers: its Number's url plays to it; False if it hangs up there."""
+        params = {"CallSid": "CA" + uuid.uuid4().hex, "From": LINE_NUMBER, "To": phone}
+        params |= {"Direction": "outbound-dial", "ParentCallSid": self.call_sid}
+        request = self.request(url, params, method_of(number))
+        verbs, _ = self._fetch(request)
+        for verb in verbs:
+            if verb.tag == "Say":
+                self._emit(Event("whisper", "".join(verb.itertext())))
+            elif verb.tag == "Hangup":
+                return False
+            elif verb.tag not in ("Play", "Pause"):
+                allowed = "Say, Play, Pause and Hangup"
+                raise PhoneError(f"<{verb.tag}> in a Number's url: the fake caller knows {allowed}")
+        return True
 
     def _leave_queue(self, result: str, run: bool) -> None:
         assert self._queue is not None

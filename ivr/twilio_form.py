@@ -49,6 +49,9 @@ class CallForm(BaseModel):
 
     call_sid: str = Field(alias="CallSid", min_length=1, max_length=64)
     caller: Annotated[str | None, WrapValidator(_caller)] = Field(None, alias="From")
+    dial_call_status: Annotated[str | None, Field(max_length=32), WrapValidator(_or_none)] = Field(
+        None, alias="DialCallStatus"
+    )
     call_status: Annotated[str | None, Field(max_length=32), WrapValidator(_or_none)] = Field(
         None, alias="CallStatus"
     )
@@ -60,6 +63,12 @@ class CallForm(BaseModel):
         None, alias="QueuePosition"
     )
     error_code: Annotated[int | None, WrapValidator(_or_none)] = Field(None, alias="ErrorCode")
+    queue_sid: Annotated[str | None, Field(pattern=r"^QU[0-9a-fA-F]{32}$"), WrapValidator(_or_none)] = Field(
+        None, alias="QueueSid"
+    )
+    queue_result: Annotated[str | None, Field(max_length=32), WrapValidator(_or_none)] = Field(
+        None, alias="QueueResult"
+    )
 
     @classmethod
     def parse(cls, form: dict[str, str]) -> CallForm:
@@ -73,4 +82,4 @@ class MessageStatusForm(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     message_sid: str = Field(alias="MessageSid", min_length=1, max_length=64)
-    message_status: str = Field(alias="MessageStatus", min_length=1, max_length=16)
+    message_status: str = Field(alias="MessageStatus", min_length=1, max_length=32)

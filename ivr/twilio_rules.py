@@ -73,7 +73,9 @@ class Keyed:
 class Event:
     """Something that happened on the call: ``say``, ``play``, ``pause`` (text: seconds),
     ``listen``, ``keys`` (text: the Digits sent), ``queue`` (text: its name), ``hold`` (no waitUrl:
-    Twilio's music), ``leave`` or ``end`` (text: ``hangup``, ``rejected``, ``end-of-twiml``)."""
+    Twilio's music), ``leave`` or ``end`` (text: ``hangup``, ``rejected``, ``end-of-twiml``);
+    for a Dial, ``dial``, then ``whisper`` (what the answering person hears) and ``connected`` or
+    ``dropped`` (text: the number dialled)."""
 
     kind: str
     text: str

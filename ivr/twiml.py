@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -27,6 +28,20 @@ class Urls:
     @property
     def queue_exit(self) -> str:
         return f"{self.base}/voice/queue-exit"
+
+    @property
+    def connect(self) -> str:
+        return f"{self.base}/voice/connect"
+
+    def whisper(self, call_sid: str) -> str:
+        return f"{self.base}/voice/whisper?{urlencode({'call': call_sid})}"
+
+    @property
+    def dial_ended(self) -> str:
+        return f"{self.base}/voice/dial-ended"
+
+    def dequeued(self, agent: str) -> str:
+        return f"{self.base}/voice/agent/dequeued?{urlencode({'agent': agent})}"
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,75 @@ class Renderer:
         self._say(response, [Utterance("goodbye")], {}, language)
         response.hangup()
         return str(response)
+
+    def leave_queue(self) -> str:
+        """Out of the queue (a wait URL may answer Leave): Twilio goes on at the queue-exit URL."""
+        response = VoiceResponse()
+        response.leave()
+        return str(response)
+
+    def to_connect(self) -> str:
+        """On to the agent who took the call."""
+        response = VoiceResponse()
+        response.redirect(self.urls.connect, method="POST")
+        return str(response)
+
+    def connect(self, language: str, phone: str, call_sid: str) -> str:
+        """Tell the caller they are put through, and dial the agent, who first hears the whisper."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("connecting")], {}, language)
+        dial = response.dial(action=self.urls.dial_ended, method="POST")
+        dial.number(phone, url=self.urls.whisper(call_sid), method="POST")
+        return str(response)
+
+    def requeue(self, language: str) -> str:
+        """The agent cannot be reached: sorry, and back into the queue."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("agent_unavailable")], {}, language)
+        self._enqueue(response)
+        return str(response)
+
+    def whisper(self, language: str, parts: Iterable[tuple[str, Mapping[str, Slot]]]) -> str:
+        """What the agent hears before the caller is put through: the call's context, one sentence."""
+        lang = self.catalog[language if language in self.catalog else next(iter(self.catalog))]
+        words = [lang.text(key, slots) for key, slots in parts if key in lang.prompts]
+        response = VoiceResponse()
+        response.say(", ".join(words) + ".", language=lang.say_language, voice=lang.voice)
+        return str(response)
+
+    def agent_code(self, language: str, wrong: bool) -> str:
+        """An agent phoning in: key the agent code (again, after a wrong one)."""
+        response = VoiceResponse()
+        action = f"{self.urls.base}/voice/agent/code"
+        gather = response.gather(input="dtmf", action=action, method="POST", timeout=10, finish_on_key="#")
+        keys = ("agent_code_wrong", "agent_code") if wrong else ("agent_code",)
+        self._say(gather, [Utterance(k) for k in keys], {}, language)
+        response.redirect(action, method="POST")
+        return str(response)
+
+    def agent_next_caller(self, language: str, agent: str) -> str:
+        """The agent's code was right: through to the next caller in the agents' queue."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("agent_next_caller")], {}, language)
+        dial = response.dial()
+        dial.queue(self.queue, url=self.urls.dequeued(agent), method="POST")
+        return str(response)
+
+    def agent_blocked(self, language: str) -> str:
+        response = VoiceResponse()
+        self._say(response, [Utterance("agent_code_blocked")], {}, language)
+        response.hangup()
+        return str(response)
+
+    def dequeued(self, language: str) -> str:
+        """What the caller an agent's phone took out of the queue hears before they speak."""
+        response = VoiceResponse()
+        self._say(response, [Utterance("connecting")], {}, language)
+        return str(response)
+
+    def nothing(self) -> str:
+        """An empty document: Twilio goes on (a whisper that failed connects the agent all the same)."""
+        return str(VoiceResponse())
 
     def _enqueue(self, response: VoiceResponse) -> None:
         response.enqueue(

@@ -71,9 +71,11 @@ class Gate:
         self, counters: Counters, document: Document, person: Person | None, now: dt.datetime
     ) -> Verification:
         """Take a guess on the claimed identity and choose the questions."""
-        keys = [self.pseudonym(f"{document.type}:{document.number}")]
-        if person is not None:
-            keys.append(self.pseudonym(f"cpr:{person.cpr}"))
+        claimed = f"{document.type}:{document.number}"
+        # Always two keys, the same work whatever the case: a document the register does not
+        # know stands in for its own holder, so no case answers faster than another.
+        holder = f"cpr:{person.cpr}" if person is not None else f"holder-of:{claimed}"
+        keys = [self.pseudonym(claimed), self.pseudonym(holder)]
         guesses = counters.reserve_guess(keys, self.policy.max_failures, self.window(now))
         return Verification(
             identity_keys=keys,

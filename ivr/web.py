@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
 
+from ivr.agent_line import AgentLine
 from ivr.errors import without_values
 from ivr.line import CallerMismatch, Line
 from ivr.twilio_form import CallForm, MessageStatusForm
@@ -35,6 +36,11 @@ def register(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.register_blueprint(voice)
     app.register_blueprint(sms)
+
+
+def _agent_line() -> AgentLine:
+    agent_line: AgentLine = current_app.extensions["ivr.agent_line"]
+    return agent_line
 
 
 def _line() -> Line:
@@ -74,9 +80,34 @@ def check_signature() -> None:
 
 @voice.post("")
 def incoming_call() -> Response:
-    """Answer a new call."""
+    """Answer a new call (from an agent's registered phone: the agent line)."""
     form = _form()
+    agent = _agent_line().agent_for(form.caller)
+    if agent is not None:
+        return _twiml(_agent_line().answer(agent))
     return _twiml(_line().answer(form.call_sid, form.caller))
+
+
+@voice.post("/dial-ended")
+def dial_ended() -> Response:
+    """Twilio ends the `<Dial>` to the agent: how it went decides what the caller hears next."""
+    form = _form()
+    return _twiml(_line().dial_ended(form.call_sid, form.caller, form.dial_call_status))
+
+
+@voice.post("/agent/code")
+def agent_code() -> Response:
+    """An agent phoning in keyed their agent code (empty on silence)."""
+    form = _form()
+    return _twiml(_agent_line().code(form.call_sid, form.caller, form.digits))
+
+
+@voice.post("/agent/dequeued")
+def agent_dequeued() -> Response:
+    """Twilio asks, for the caller an agent's phone took from the queue, what they hear first."""
+    form = _form()
+    agent = request.args.get("agent", "")[:64]
+    return _twiml(_line().dequeued(form.call_sid, form.caller, agent))
 
 
 @voice.post("/keys")
@@ -99,14 +130,31 @@ def status() -> Response:
 def wait() -> Response:
     """Tell a queued caller their place and an estimate (Twilio's Enqueue waitUrl)."""
     form = _form()
-    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller))
+    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller, form.queue_sid))
 
 
 @voice.post("/queue-exit")
 def queue_exit() -> Response:
     """The caller left the queue (Enqueue action)."""
     form = _form()
-    return _twiml(_line().queue_exit(form.call_sid, form.caller))
+    return _twiml(_line().queue_exit(form.call_sid, form.caller, form.queue_result))
+
+
+@voice.post("/connect")
+def connect() -> Response:
+    """Put the caller through to the agent who took the call."""
+    form = _form()
+    return _twiml(_line().connect(form.call_sid, form.caller))
+
+
+@voice.post("/whisper")
+def whisper() -> Response:
+    """The agent's leg, before the caller is put through: the call's context for the agent."""
+    _form()  # the agent's leg: its own CallSid and numbers; `call` names the caller's call
+    call_sid = request.args.get("call", "")
+    if not 0 < len(call_sid) <= 64:
+        abort(400)
+    return _twiml(_line().whisper(call_sid))
 
 
 @voice.post("/fallback")
@@ -114,7 +162,7 @@ def fallback() -> Response:
     """Twilio's Fallback URL: the primary failed, so apologise and queue for an agent."""
     form = _form()
     log.warning("Twilio called the fallback URL (Twilio error %s)", form.error_code)
-    return _twiml(_line().apology(form.call_sid, "twilio_fallback"))
+    return _twiml(_line().apology(form.call_sid, form.caller, "twilio_fallback"))
 
 
 @sms.post("/status")
@@ -148,6 +196,17 @@ def unexpected(error: Exception) -> Response | HTTPException:
         return _twiml(line.renderer.hold(line.engine.languages))
     if request.endpoint == "voice.status":
         return Response(status=204)
+    if request.endpoint == "voice.connect":  # the caller waits on: back to the queue
+        return _twiml(line.renderer.apology(line.engine.languages, to_agent=True))
+    if request.endpoint == "voice.whisper":  # the agent is put through without the context
+        return _twiml(line.renderer.nothing())
     if request.endpoint not in FLOW_ROUTES:
         return _twiml(line.renderer.goodbye(line.engine.languages[0]))
-    return _twiml(line.apology(request.form.get("CallSid"), "application_error"))
+    try:
+        form = CallForm.parse(request.form.to_dict())
+    except ValidationError:  # no usable CallSid: an apology all the same
+        return _twiml(line.apology(None, None, "application_error"))
+    try:
+        return _twiml(line.apology(form.call_sid, form.caller, "application_error"))
+    except CallerMismatch as mismatch:
+        return wrong_caller(mismatch)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +27,17 @@ from ivr import store
 from ivr.adapters.demo_people import DemoPerson
 from ivr.flows import Flow, InputStep, MenuStep, QuestionStep
 from ivr.phone import FlaskTransport
-from ivr.ports import Document, DocumentType
+from ivr.ports import Document
 from ivr.prompts import Catalog, Slot
-from ivr.questions import QUESTIONS
+from ivr.questions import QUESTIONS, expected
 from ivr.state import CallState
 from ivr.twilio_caller import Request, TwilioCall
 
 LANGUAGES = ("da", "en")
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 INTENT_KEYS = {"user_id": "1", "temporary_pin": "2"}
-DOCUMENT_KEYS = {DocumentType.PASSPORT: "1", DocumentType.DRIVING_LICENCE: "2"}
-# One digit short of what the check wants: a caller who stopped too early.
-SHORT_NUMBERS = {"passport_number": "12345678", "driving_licence_number": "1234567"}
+# One digit short of the shortest number the check takes (a licence's 8): a caller who stopped too early.
+SHORT_NUMBERS = {"document_number": "1234567"}
 
 _sids = itertools.count(1)
 
@@ -263,8 +264,7 @@ class Call:
         return self.press({"da": "1", "en": "2"}[self.language])
 
     def give_document(self, document: Document) -> Call:
-        """At the document menu: choose the document's type and key in its number."""
-        self.press(DOCUMENT_KEYS[document.type])
+        """At the document prompt: key in its number (its length says which document it is)."""
         return self.press(document.number + "#")
 
     def identify(self, person: DemoPerson | Document, intent: str, document: int = 0) -> Call:
@@ -288,8 +288,9 @@ class Call:
 
     def answer(self, person: DemoPerson | None, right: bool = True) -> Call:
         """Answer the question being asked as `person` (None: a stranger), rightly or wrongly."""
-        question = QUESTIONS[self.current_question()]
-        truth = question.fact(person.person) if person else None
+        kind = self.current_question()
+        question = QUESTIONS[kind]
+        truth = expected(kind, person.person) if person else None
         answer = truth if truth and right else _wrong(truth, question.digits)
         return self.press(answer + ("" if question.digits else "#"))
 
@@ -307,10 +308,8 @@ class Call:
         walks = {
             "choose_language": lambda: self,
             "main_menu": self.choose_language,
-            "document_type": lambda: self.reach("main_menu", person).press("1"),
-            "passport_number": lambda: self.reach("document_type", person).press("1"),
-            "driving_licence_number": lambda: self.reach("document_type", person).press("2"),
-            "confirm_document": lambda: self.reach("document_type", person).give_document(document),
+            "document_number": lambda: self.reach("main_menu", person).press("1"),
+            "confirm_document": lambda: self.reach("document_number", person).give_document(document),
             "question": lambda: self.reach("main_menu", person).identify(person, "user_id"),
             "user_id_again": lambda: self.reach("question", person).answer_questions(person),
         }
@@ -392,3 +391,23 @@ class Records:
         backend = self.app.extensions["ivr"].services.backend
         with backend._engine.connect() as connection:  # the demo back end's own database
             return [dict(row._mapping) for row in connection.execute(sa.select(backend.pins))]
+
+
+def at_once(calls: Sequence[Call], act: Callable[[Call], object]) -> None:
+    """`act` on every call, each in its own thread, all released at the same moment."""
+    start = threading.Barrier(len(calls))
+    failures: list[BaseException] = []
+
+    def run(call: Call) -> None:
+        try:
+            start.wait(timeout=30)
+            act(call)
+        except BaseException as error:  # reported in the test's own thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures[0]

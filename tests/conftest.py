@@ -42,7 +42,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         public_base_url=BASE,
         twilio_auth_token=TOKEN,
-        secret_key="test-secret-key",
+        secret_key="test-secret-key-for-the-pseudonyms-0123456789",
     )
 
 

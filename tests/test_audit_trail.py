@@ -60,7 +60,7 @@ def test_a_temporary_pin_call(dial, cases, records):
         "call_started",
         "verification_started",
         "verification_passed",
-        "pin_issued",
+        "pin_ordered",
         "sms_sent",
         ("flow_ended", {"end": "hangup", "step": "pin_sent"}),
     )
@@ -111,7 +111,7 @@ def test_a_recently_changed_mobile(dial, cases, records):
         ("escalated", {"reason": "mobile_recently_changed"}),
         ("flow_ended", {"end": "agent", "step": "mobile_recently_changed"}),
     )
-    assert "pin_issued" not in records.audit(call)
+    assert "pin_ordered" not in records.audit(call)
 
 
 @pytest.mark.parametrize("intent", ["user_id", "temporary_pin"])
@@ -148,7 +148,7 @@ def test_a_request_from_another_number(dial, records):
 
 
 def test_a_call_swept_after_it_went_quiet(app, dial, clock, records):
-    call = dial("en").choose_language().press("2").press("1").press("100000001#")
+    call = dial("en").choose_language().press("2").press("100000001#")
     clock.advance(hours=3)
     assert app.extensions["ivr"].sweep() == 1
     assert_in_order(records, call, ("call_swept", {"step": "confirm_document"}))

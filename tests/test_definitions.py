@@ -87,7 +87,7 @@ def unreachable(data: Data) -> None:
 
 
 def say_loop(data: Data) -> None:
-    steps(data)["main_menu"]["options"]["3"]["next"] = "loop_a"
+    steps(data)["main_menu"]["options"]["2"]["next"] = "loop_a"
     steps(data)["loop_a"] = {"type": "say", "say": ["goodbye"], "next": "loop_b"}
     steps(data)["loop_b"] = {"type": "say", "say": ["goodbye"], "next": "loop_a"}
 
@@ -105,7 +105,7 @@ def extra_outcome(data: Data) -> None:
 
 
 def unknown_check(data: Data) -> None:
-    steps(data)["passport_number"]["check"] = "passport_nr"
+    steps(data)["document_number"]["check"] = "passport_nr"
 
 
 def option_0(data: Data) -> None:
@@ -113,7 +113,11 @@ def option_0(data: Data) -> None:
 
 
 def option_star(data: Data) -> None:
-    steps(data)["document_type"]["options"]["*"] = {"next": "goodbye"}
+    steps(data)["confirm_document"]["options"]["*"] = {"next": "goodbye"}
+
+
+def input_option_star(data: Data) -> None:
+    steps(data)["document_number"]["options"]["*"] = {"next": "goodbye"}
 
 
 def option_two_keys(data: Data) -> None:
@@ -121,7 +125,7 @@ def option_two_keys(data: Data) -> None:
 
 
 def branch_misses_a_value(data: Data) -> None:
-    del steps(data)["enter_document_again"]["cases"]["driving_licence"]
+    del steps(data)["verified"]["cases"]["temporary_pin"]
 
 
 def branch_has_a_value_never_set(data: Data) -> None:
@@ -141,7 +145,7 @@ def wrong_type(data: Data) -> None:
 
 
 def unknown_start(data: Data) -> None:
-    data["start"] = "welcome"
+    data["start"] = "welcome_back"
 
 
 def silent_menu(data: Data) -> None:
@@ -165,14 +169,15 @@ def unknown_prompt(data: Data) -> None:
             "['ask', 'failed', 'hidden_number_limited', 'phone_limited']",
         ),
         (extra_outcome, "step 'tell_user_id': outcomes must be exactly"),
-        (unknown_check, "step 'passport_number': unknown check 'passport_nr'"),
+        (unknown_check, "step 'document_number': unknown check 'passport_nr'"),
         (option_0, "step 'main_menu': option key '0'"),
-        (option_star, "step 'document_type': option key '*'"),
+        (option_star, "step 'confirm_document': option key '*'"),
+        (input_option_star, "step 'document_number': option key '*'"),
         (option_two_keys, "step 'confirm_document': option key '12'"),
-        (branch_misses_a_value, "step 'enter_document_again': cases must be exactly"),
+        (branch_misses_a_value, "step 'verified': cases must be exactly"),
         (branch_has_a_value_never_set, "step 'verified': cases must be exactly"),
         (unknown_language, "step 'choose_language': unknown language 'kl'"),
-        (unknown_start, "unknown step 'welcome'"),
+        (unknown_start, "unknown step 'welcome_back'"),
         (silent_menu, "step 'confirm_document': a menu needs a prompt"),
         (unknown_prompt, "prompt 'pin_sendt' is missing"),
     ],
@@ -192,7 +197,7 @@ def two_key_agent(data: Data) -> None:
 
 
 def no_tries(data: Data) -> None:
-    steps(data)["document_type"]["max_tries"] = 0
+    steps(data)["confirm_document"]["max_tries"] = 0
 
 
 @pytest.mark.parametrize(
@@ -201,7 +206,7 @@ def no_tries(data: Data) -> None:
         (unknown_field, "steps.main_menu"),
         (wrong_type, "steps.question"),
         (two_key_agent, "defaults.agent_key"),
-        (no_tries, "steps.document_type.menu.max_tries"),
+        (no_tries, "steps.confirm_document.menu.max_tries"),
     ],
 )
 def test_a_flow_that_does_not_fit_the_model_is_refused(
@@ -246,7 +251,7 @@ def test_every_problem_is_listed_at_once(copy: Definitions) -> None:
 
     copy.edit(copy.support, three_breakages)
     message = refused(copy)
-    for step in ("opening_hours", "passport_number", "main_menu"):
+    for step in ("opening_hours", "document_number", "main_menu"):
         assert f"step '{step}'" in message
 
 
@@ -328,15 +333,15 @@ def test_create_app_refuses_to_start_with_broken_definitions(
     else:
         copy.edit(copy.prompt_file("en"), drop_prompt("goodbye"))
     settings = Settings(
-        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k"
+        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k" * 32
     )
-    with pytest.raises(DefinitionError, match="passport_number|goodbye"):
+    with pytest.raises(DefinitionError, match="document_number|goodbye"):
         create_app(settings)
 
 
 def test_create_app_starts_with_the_copied_definitions(copy: Definitions, tmp_path: Path) -> None:
     settings = Settings(
-        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k"
+        data_dir=tmp_path / "data", flows_dir=copy.flows, prompts_dir=copy.prompts, secret_key="k" * 32
     )
     assert create_app(settings).extensions["ivr"].engine.flow.name == "support"
 
@@ -377,3 +382,24 @@ def test_every_flow_file_is_sound(path: Path) -> None:
     for code, language in catalog.items():
         missing = needed - language.prompts.keys()
         assert not missing, f"prompts/{code}.yaml lacks {sorted(missing)}"
+
+
+# -- short prompts --------------------------------------------------------------------------------
+
+MAX_PROMPT_WORDS = 25
+
+
+def prompt_words(text: str) -> int:
+    """Words in a prompt, a slot (`{document_number}`) counting as one, whatever fills it."""
+    return len(re.sub(r"\{\w+\}", "slot", text).split())
+
+
+def test_prompt_words_count_a_slot_as_one_word() -> None:
+    assert prompt_words("You keyed {document_number}. Right? Press 1.") == 6
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "prompts").glob("*.yaml")), ids=lambda p: p.name)
+def test_no_prompt_is_longer_than_25_words(path: Path) -> None:
+    prompts = yaml.safe_load(path.read_text(encoding="utf-8"))["prompts"]
+    long = {key: prompt_words(text) for key, text in prompts.items() if prompt_words(text) > MAX_PROMPT_WORDS}
+    assert long == {}, f"{path.name}: prompts over {MAX_PROMPT_WORDS} words: {long}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ivr import migrations
 from ivr.adapters.demo_backend import DemoMitIdBackend
 from ivr.adapters.demo_people import generate_people
 from ivr.adapters.demo_register import DemoRegister
@@ -40,6 +41,7 @@ class Clock:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[sa.Engine]:
     engine = sa.create_engine(f"sqlite:///{tmp_path}/t.db")
+    migrations.upgrade(engine, migrations.DEMO)
     yield engine
     engine.dispose()
 
@@ -130,6 +132,7 @@ def test_codes_are_not_repeatable(tmp_path: Path, clock: Clock) -> None:
     codes = set()
     for name in ("a", "b", "c"):
         engine = sa.create_engine(f"sqlite:///{tmp_path}/{name}.db")
+        migrations.upgrade(engine, migrations.DEMO)
         codes.add(issue(DemoMitIdBackend(PEOPLE, engine, clock, VALIDITY, KEY), "call-1").code)
         engine.dispose()
     assert len(codes) == 3

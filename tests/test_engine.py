@@ -75,12 +75,21 @@ def test_a_call_begins_by_asking_whether_the_line_is_open(engine: Engine) -> Non
 def test_open_line_offers_the_language_menu_in_every_language(engine: Engine) -> None:
     pending = action(engine.begin(at("opening_hours", language="da")), "check_opening_hours")
     answer = menu(engine.on_outcome(pending, "open", {}), "choose_language")
-    assert answer.speech == tuple(Utterance("choose_language", lang) for lang in LANGUAGES)
+    languages = [Utterance("choose_language", lang) for lang in LANGUAGES]
+    assert answer.speech == (Utterance("welcome"), *languages)
     assert set(LANGUAGES) == {"da", "en"}
 
 
+def test_the_language_the_number_suggests_is_offered_first(engine: Engine) -> None:
+    pending = action(engine.begin(at("opening_hours", language="en")), "check_opening_hours")
+    answer = menu(engine.on_outcome(pending, "open", {}), "choose_language")
+    order = [u.language for u in answer.speech if u.key == "choose_language"]
+    assert order == ["en", "da"]
+    assert answer.speech[0] == Utterance("welcome")  # in the call's language: English
+
+
 def test_closed_line_says_so_in_every_language_and_hangs_up(engine: Engine) -> None:
-    pending = action(engine.begin(at("opening_hours")), "check_opening_hours")
+    pending = action(engine.begin(at("opening_hours", language="da")), "check_opening_hours")
     answer = reply(engine.on_outcome(pending, "closed", {"hours": "never"}))
     assert answer.end == "hangup"
     assert answer.listen is None
@@ -110,7 +119,7 @@ def test_a_failed_try_apologises_then_repeats_the_menu(engine: Engine, entry: st
 
 
 def test_language_menu_apologises_in_every_language(engine: Engine) -> None:
-    answer = menu(engine.on_keys(at("choose_language"), ""), "choose_language")
+    answer = menu(engine.on_keys(at("choose_language", language="da"), ""), "choose_language")
     assert answer.speech == (
         *(Utterance("no_input", lang) for lang in LANGUAGES),
         *(Utterance("choose_language", lang) for lang in LANGUAGES),
@@ -147,13 +156,13 @@ def test_star_repeats_the_menu_without_counting_a_try(engine: Engine) -> None:
 
 
 def test_star_repeats_an_input_step_too(engine: Engine) -> None:
-    answer = reply(engine.on_keys(at("passport_number", collected={"document_type": "passport"}), "12*"))
-    assert answer.state.step == "passport_number"
-    assert said(answer) == ["passport_number"]
+    answer = reply(engine.on_keys(at("document_number"), "12*"))
+    assert answer.state.step == "document_number"
+    assert said(answer) == ["document_number"]
     assert answer.state.tries == 0
 
 
-@pytest.mark.parametrize("step", ["choose_language", "main_menu", "document_type", "confirm_document"])
+@pytest.mark.parametrize("step", ["choose_language", "main_menu", "confirm_document"])
 def test_0_at_any_menu_puts_the_caller_through_to_an_agent(engine: Engine, step: str) -> None:
     answer = reply(engine.on_keys(at(step, collected={"document_type": "passport"}), "0"))
     assert answer.end == "agent"
@@ -168,7 +177,7 @@ def test_a_caller_who_told_nothing_is_not_told_the_agent_knows_it(engine: Engine
 
 
 def test_0_while_keying_a_document_number_is_also_the_way_out(engine: Engine) -> None:
-    answer = reply(engine.on_keys(at("passport_number", collected={"document_type": "passport"}), "0"))
+    answer = reply(engine.on_keys(at("document_number", collected={"intent": "user_id"}), "0"))
     assert answer.state.escalation_reason == "caller_request"
 
 
@@ -184,55 +193,56 @@ def test_every_menu_step_is_bounded_by_max_turns(engine: Engine) -> None:
 # -- the identification steps -----------------------------------------------------------------------
 
 
-def test_main_menu_choice_is_collected_and_leads_to_the_document_menu(engine: Engine) -> None:
-    answer = menu(engine.on_keys(at("main_menu"), "2"), "document_type")
+def test_main_menu_choice_is_collected_and_leads_to_the_document_number(engine: Engine) -> None:
+    answer = reply(engine.on_keys(at("main_menu"), "2"))
+    assert answer.state.step == "document_number"
     assert answer.state.collected == {"intent": "temporary_pin"}
-
-
-def test_document_type_choice_leads_to_the_matching_input(engine: Engine) -> None:
-    answer = reply(engine.on_keys(at("document_type"), "2"))
-    assert answer.state.step == "driving_licence_number"
-    assert answer.state.collected == {"document_type": "driving_licence"}
     assert answer.listen == Listen(None, "#", TIMEOUT)
+    assert said(answer) == ["document_number"]
+
+
+@pytest.mark.parametrize(
+    ("number", "document_type"), [("100000001", "passport"), ("20000002", "driving_licence")]
+)
+def test_the_numbers_length_says_which_document_it_is(
+    engine: Engine, number: str, document_type: str
+) -> None:
+    answer = menu(
+        engine.on_keys(at("document_number", collected={"intent": "user_id"}), number), "confirm_document"
+    )
+    assert answer.state.collected == {
+        "intent": "user_id",
+        "document_type": document_type,
+        "document_number": number,
+    }
 
 
 def test_input_step_stores_the_digits_and_reads_them_back_spelled(engine: Engine) -> None:
-    state = at("passport_number", collected={"intent": "user_id", "document_type": "passport"})
+    state = at("document_number", collected={"intent": "user_id"})
     answer = menu(engine.on_keys(state, "100000001"), "confirm_document")
     assert answer.state.collected["document_number"] == "100000001"
     assert answer.slots["document_number"] == Spelled("100000001")
     assert (
         CATALOG["en"]
         .text("confirm_document", answer.slots)
-        .startswith("You entered: 1, 0, 0, 0, 0, 0, 0, 0, 1.")
+        .startswith("You keyed 1, 0, 0, 0, 0, 0, 0, 0, 1.")
     )
 
 
-@pytest.mark.parametrize("entry", ["12345678", "1234567890", "12345678a"])
-def test_passport_number_of_the_wrong_length_is_invalid(engine: Engine, entry: str) -> None:
-    answer = reply(engine.on_keys(at("passport_number", collected={"document_type": "passport"}), entry))
-    assert answer.state.step == "passport_number"
-    assert said(answer) == ["invalid_input", "passport_number"]
-    assert "document_number" not in answer.state.collected
+@pytest.mark.parametrize("entry", ["1234567", "1234567890", "12345678a", "2", "11"])
+def test_a_document_number_of_neither_length_is_invalid(engine: Engine, entry: str) -> None:
+    answer = reply(engine.on_keys(at("document_number"), entry))
+    assert answer.state.step == "document_number"
+    assert said(answer) == ["invalid_input", "document_number"]
+    assert answer.state.collected == {}
 
 
-def test_driving_licence_number_takes_8_digits(engine: Engine) -> None:
-    state = at("driving_licence_number", collected={"document_type": "driving_licence"})
-    assert reply(engine.on_keys(state, "100000001")).state.step == "driving_licence_number"
-    assert reply(engine.on_keys(state, "20000002")).state.step == "confirm_document"
-
-
-@pytest.mark.parametrize(
-    ("document_type", "step"),
-    [("passport", "passport_number"), ("driving_licence", "driving_licence_number")],
-)
-def test_entering_the_number_again_asks_for_the_same_document(
-    engine: Engine, document_type: str, step: str
-) -> None:
+@pytest.mark.parametrize("document_type", ["passport", "driving_licence"])
+def test_entering_the_number_again_asks_for_a_number_again(engine: Engine, document_type: str) -> None:
     state = at("confirm_document", collected={"document_type": document_type, "document_number": "1"})
     answer = reply(engine.on_keys(state, "2"))
-    assert answer.state.step == step
-    assert said(answer) == [step]
+    assert answer.state.step == "document_number"
+    assert said(answer) == ["document_number"]
 
 
 def test_confirming_the_document_starts_verification(engine: Engine) -> None:
@@ -242,7 +252,7 @@ def test_confirming_the_document_starts_verification(engine: Engine) -> None:
 
 
 def test_foreign_document_hears_citizen_service_and_goodbye(engine: Engine) -> None:
-    answer = reply(engine.on_keys(at("document_type"), "3"))
+    answer = reply(engine.on_keys(at("document_number", collected={"intent": "user_id"}), "1"))
     assert answer.end == "hangup"
     assert said(answer) == ["foreign_document", "goodbye"]
 

@@ -17,5 +17,7 @@ def test_the_table_names_every_step_and_where_it_leads() -> None:
     for name in flow.steps:
         assert f"| `{name}` |" in text
     assert "2 (language en) → `main_menu`" in text
-    assert "2 (intent = temporary_pin) → `document_type`" in text
+    assert "2 (intent = temporary_pin) → `document_number`" in text
+    assert "9 digits (document_type = passport), 8 digits (document_type = driving_licence)" in text
+    assert "1# → `foreign_document`" in text
     assert "sent → `pin_sent`" in text

@@ -44,7 +44,7 @@ def test_a_first_webhook_retried_later_changes_nothing_and_the_call_goes_on(dial
     assert call.body == session["reply"]  # what the call was last told: the main menu
     assert records.session(call) == session
     assert records.audit(call) == ["call_started"]
-    assert call.press("3").queued  # the main menu is still listening
+    assert call.press("0").queued  # the main menu is still listening
 
 
 def test_a_first_webhook_for_a_known_call_from_another_number_is_refused(dial, records):
@@ -58,13 +58,13 @@ def test_a_first_webhook_for_a_known_call_from_another_number_is_refused(dial, r
     assert records.audit(call) == ["call_started", "caller_mismatch"]
 
 
-def test_keys_for_a_call_the_line_never_saw_hear_an_apology_in_every_language_and_goodbye(app, records):
+def test_keys_for_a_call_the_line_never_saw_hear_an_apology_in_every_language_and_an_agent(app, records):
     stranger = Call(app, TOKEN, BASE, caller="+4574000009")
     stranger.post(f"{BASE}/voice/keys?turn=1", Digits="1")
     assert stranger.status == 200
-    assert stranger.said == ["apology", "call_again", "apology", "call_again"]
-    assert not stranger.queued
-    assert records.rows("escalations") == []
+    assert stranger.said == ["apology", "transfer", "apology", "transfer"]
+    assert stranger.queued
+    assert [row["reason"] for row in records.rows("escalations")] == ["call_not_found"]
     assert records.rows("call_sessions") == []
 
 
@@ -114,7 +114,7 @@ def test_a_keys_webhook_that_loses_the_race_answers_what_its_twin_saved(dial, re
     assert call.body == winner[0].body == records.session(call)["reply"]
     assert call.said == ["main_menu"]
     assert records.session(call)["turn"] == 2  # one step, not two
-    assert call.press("3").queued
+    assert call.press("0").queued
 
 
 def test_a_first_webhook_that_loses_the_race_answers_what_its_twin_saved(app, records, twin_app, monkeypatch):
@@ -133,7 +133,7 @@ def test_a_first_webhook_that_loses_the_race_answers_what_its_twin_saved(app, re
 
     assert call.status == 200
     assert call.body == winner[0].body
-    assert call.said == ["choose_language", "choose_language"]
+    assert call.said == ["welcome", "choose_language", "choose_language"]
     assert records.audit(call) == ["call_started"]  # the loser's writes were dropped
     assert len(records.rows("call_sessions")) == 1
     assert call.choose_language().said == ["main_menu"]
@@ -154,7 +154,7 @@ def test_a_status_callback_for_a_call_still_going_is_204_and_changes_nothing(dia
 
 @pytest.mark.parametrize("status", ["completed", "busy", "failed", "no-answer", "canceled"])
 def test_a_status_callback_for_a_call_that_ended_is_204_and_scrubs_it(dial, records, status):
-    call = dial("en").choose_language().press("2").press("1").press("100000001#")
+    call = dial("en").choose_language().press("2").press("100000001#")
     assert call.state.collected["document_number"] == "100000001"
     call.post(f"{BASE}/voice/status", CallStatus=status, CallDuration="42")
     assert (call.status, call.body) == (204, "")

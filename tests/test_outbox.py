@@ -183,3 +183,34 @@ def test_a_row_left_sending_by_a_crash_is_shown_unresolved_by_the_sweep(settings
     line.sweep()
     [row] = Records(app).sms(call)
     assert row["status"] == "unknown"
+
+
+def test_a_webhook_that_dies_before_its_commit_leaves_no_pin_in_the_way_of_its_retry(
+    settings, clock, monkeypatch
+):
+    """Issuing the PIN waits for the commit: a webhook that died before it issued nothing, so
+    its retry sends the PIN, and never hears "a code has already been sent" with none sent."""
+    provider = Provider()
+    app = create_app(settings, clock=clock, sms=provider)
+    person = next(p for p in app.extensions["ivr.people"] if p.case == "ordinary")
+    call = Call(app, TOKEN, BASE, language="en").dial().choose_language().identify(person, "temporary_pin")
+    verification = call.state.verification
+    for _ in range(len(verification.questions) - 1):
+        call.answer(person)
+    last = call.pressing(answer_for(call, person))
+
+    from ivr.store import Tx
+
+    def dies(*args, **kwargs):
+        raise SystemExit("killed before the commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Tx, "commit", dies)
+        with pytest.raises(SystemExit):
+            call.send(last)
+    assert Records(app).rows("demo_temporary_pins") == []  # nothing issued by the dead webhook
+
+    call.send(last)
+    assert call.said == ["pin_sent", "goodbye"]
+    assert len(provider.sent) == 1
+    assert len(Records(app).rows("demo_temporary_pins")) == 1

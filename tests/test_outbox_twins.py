@@ -21,7 +21,7 @@ from tests.calls import Records
 def queue_sms(app, call_sid: str, key: str, to: str = "+4520123451") -> OutgoingSms:
     """An SMS written to the outbox as a webhook's transaction writes it."""
     line = app.extensions["ivr"]
-    message = OutgoingSms(key, to, f"text of {key}")
+    message = OutgoingSms(key, to, lambda: f"text of {key}")
     with line.store.transaction(line.clock(), call_sid) as tx:
         tx.add_sms(message, call_sid, "temporary_pin")
     return message
@@ -108,7 +108,7 @@ def test_the_sms_is_claimed_before_it_is_sent(app, records):
 
 def test_a_message_whose_text_is_not_the_rows_is_never_sent(app, records):
     queue_sms(app, "CA6", "CA6:pin")
-    other = OutgoingSms("CA6:something-else", "+4520123451", "another text")
+    other = OutgoingSms("CA6:something-else", "+4520123451", lambda: "another text")
     assert app.extensions["ivr"].outbox.deliver("CA6", other) == ("failed", "51")
     assert records.texts_to() == []
     (row,) = records.rows("sms_outbox", key="CA6:pin")

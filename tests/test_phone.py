@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ivr.phone import Call, FlaskTransport, HttpTransport, PhoneError, place_call
+from ivr.phone import Call, FlaskTransport, Holding, HttpTransport, PhoneError, place_call
 from ivr.twilio_caller import Request
 from tests.fake_line import PUBLIC, SAY, FakeLine, twiml
 
@@ -315,3 +315,63 @@ def test_ctrl_c_hangs_up_with_the_status_callback_and_one_line() -> None:
     assert status["CallStatus"] == "completed" and int(status["CallDuration"]) >= 1
     assert out.endswith("keys> \n[Ctrl-C: the caller hangs up]\n")
     assert out.count("Ctrl-C") == 1
+
+
+class Time:
+    """Time for a holding caller: sleeping moves it on, and may change what the line answers."""
+
+    def __init__(self, line: FakeLine, after: int = 0, script: dict[str, str] | None = None) -> None:
+        self.now, self.slept, self.line, self.after, self.script = 0.0, [], line, after, script or {}
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        if len(self.slept) == self.after:
+            self.line.script.update(self.script)
+
+    def holding(self, seconds: float) -> Holding:
+        return Holding(seconds, self.sleep, lambda: self.now)
+
+
+QUEUED = {
+    "/voice": twiml('<Enqueue waitUrl="/wait" action="/left">agents</Enqueue>'),
+    "/wait": twiml(SAY.format("Du er nummer 1 i køen."), '<Pause length="20"/>'),
+    "/left": twiml(SAY.format("Farvel."), "<Hangup/>"),
+}
+
+
+def test_a_holding_caller_asks_the_wait_url_again_after_each_pause_until_the_cap() -> None:
+    line = FakeLine(dict(QUEUED))
+    time = Time(line)
+    result, _ = call(line, holding=time.holding(5))
+    assert time.slept == [2.0, 2.0, 1.0]  # each pause capped at 2 s, the last one at what is left
+    assert line.paths().count("/wait") == 4 and result.ended_by == "queue"
+    assert line.form("/left")["QueueResult"] == "hangup"
+
+
+def test_a_holding_caller_is_put_through_when_the_line_takes_them_out_of_the_queue() -> None:
+    line = FakeLine(dict(QUEUED))
+    agent = f'<Dial><Number url="/whisper">{"+4512345678"}</Number></Dial>'
+    taken = {
+        "/wait": twiml("<Leave/>"),
+        "/left": twiml(SAY.format("Et øjeblik."), agent),
+        "/whisper": twiml(SAY.format("Dansk opkald.")),
+    }
+    time = Time(line, after=2, script=taken)
+    result, _ = call(line, holding=time.holding(120))
+    assert result.transcript[-6:] == [
+        "[the call leaves the queue: QueueResult=leave]",
+        "Et øjeblik.",
+        "[putting you through to +45 …78]",
+        "[the agent hears: Dansk opkald.]",
+        "[connected to the agent]",
+        "[caller hangs up]",
+    ]
+    assert result.ended_by == "caller-hangup" and line.paths()[-1] == "/voice/status"
+
+
+def test_an_interactive_caller_hangs_up_while_connected_with_end_of_input() -> None:
+    line = FakeLine({"/voice": twiml("<Dial><Number>+4512345678</Number></Dial>")})
+    result, out = call(line, keys=io.StringIO(""), interactive=True)
+    assert "[connected to the agent]" in out and "[Enter or Ctrl-D hangs up]" in out
+    assert result.ended_by == "caller-hangup"

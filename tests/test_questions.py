@@ -10,7 +10,7 @@ import pytest
 
 from ivr.checks import answer_is_well_formed
 from ivr.ports import Address, Document, DocumentType, Person
-from ivr.questions import NONE, QUESTIONS, choose, is_right
+from ivr.questions import QUESTIONS, choose, is_right
 
 FULL = Person(
     cpr="0503851234",
@@ -87,16 +87,19 @@ def test_choose_is_repeatable_with_the_same_random_source() -> None:
 
 @pytest.mark.parametrize("kind", [k for k, q in QUESTIONS.items() if q.may_be_none])
 def test_none_is_the_right_answer_exactly_when_the_register_has_no_such_fact(kind: str) -> None:
-    assert is_right(kind, SPARSE, NONE)
-    assert not is_right(kind, FULL, NONE)
-    assert answer_is_well_formed(kind, NONE)
+    none = QUESTIONS[kind].none
+    assert none is not None and set(none) == {"0"} and len(none) == QUESTIONS[kind].digits
+    assert none != "0"  # a lone 0 is the agent key
+    assert is_right(kind, SPARSE, none)
+    assert not is_right(kind, FULL, none)
+    assert answer_is_well_formed(kind, none)
 
 
 @pytest.mark.parametrize("kind", [k for k, q in QUESTIONS.items() if not q.may_be_none])
 def test_facts_every_person_has_cannot_be_answered_none(kind: str) -> None:
-    assert not is_right(kind, SPARSE, NONE)
-    if QUESTIONS[kind].digits:
-        assert not answer_is_well_formed(kind, NONE)
+    assert QUESTIONS[kind].none is None
+    for zeros in ("0000", "00000000"):
+        assert not is_right(kind, SPARSE, zeros)
 
 
 @pytest.mark.parametrize(
@@ -139,6 +142,6 @@ def test_house_number_is_the_number_without_its_letter(house: str, fact: str | N
 @pytest.mark.parametrize("kind", ["mother_birth_year", "spouse_birth_date", "eldest_child_birth_year"])
 def test_a_missing_fact_is_right_only_as_none(kind: str) -> None:
     assert QUESTIONS[kind].fact(SPARSE) is None
-    for answer in ("", "0000", "00000000", "1958"):
+    for answer in ("", "0", "000", "1958"):
         assert not is_right(kind, SPARSE, answer)
-    assert is_right(kind, SPARSE, "0")
+    assert is_right(kind, SPARSE, QUESTIONS[kind].none or "")

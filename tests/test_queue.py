@@ -15,7 +15,7 @@ from tests.conftest import BASE, TOKEN
 
 def queued(app, language: str) -> Call:
     call = Call(app, TOKEN, BASE, language=language, caller="+4577000001").dial()
-    call.choose_language().press("3")
+    call.choose_language().press("0")
     assert call.queued
     return call
 

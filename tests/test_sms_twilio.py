@@ -54,6 +54,7 @@ class FakeTwilio:
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     base_url: str = ""
+    listing: dict[str, object] | None = None  # what a GET answers (a list of resources)
 
 
 def _message_resource(form: dict[str, list[str]]) -> dict[str, object]:
@@ -109,6 +110,15 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(raw)
             except OSError:
                 pass  # the client gave up (timeout test)
+
+        def do_GET(self) -> None:
+            fake.seen.append(Seen("GET", self.path, self.headers.get("Authorization", ""), "", {}))
+            raw = json.dumps(fake.listing or {}).encode()
+            self.send_response(200 if fake.listing is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

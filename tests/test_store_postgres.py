@@ -1,11 +1,7 @@
 """The store on PostgreSQL, through the same code as SQLite: a whole PIN call, and a replay race.
 
-The database is `IVR_TEST_POSTGRES_URL` when set (e.g.
-`postgresql+psycopg://ivr:ivr@127.0.0.1:5432/ivr_test`); otherwise a throwaway cluster is made
-with the installed `initdb`/`pg_ctl` in a temporary directory on a free port, and removed after.
-When neither is possible the tests are skipped, with the reason in pytest's summary, so a plain
-clone passes `make test` without PostgreSQL; with `IVR_REQUIRE_POSTGRES=1` (as `.ci/run` sets) they
-fail instead: there a skipped database test would hide what it should catch.
+The database comes from the `postgres_url` fixture (tests/postgres.py): a throwaway cluster, or
+`IVR_TEST_POSTGRES_URL`.
 """
 
 from __future__ import annotations
@@ -14,8 +10,7 @@ import dataclasses
 import json
 import re
 import secrets
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +23,7 @@ from ivr.prompts import Spelled
 from ivr.questions import QUESTIONS
 from ivr.settings import Settings
 from ivr.store import audit_events, call_sessions, sms_outbox
-from tests.calls import Call, Clock
+from tests.calls import Call, Clock, at_once
 from tests.conftest import BASE, OPEN_TIME, TOKEN
 from tests.postgres import SECRET
 
@@ -110,40 +105,20 @@ def test_a_whole_pin_call_on_postgresql(apps: tuple[Flask, Flask]) -> None:
         "call_started",
         "verification_started",
         "verification_passed",
-        "pin_issued",
+        "pin_ordered",
+        "sms_sent",
         "flow_ended",
         "call_ended",
     ):
         assert event in events
     assert events[0] == "call_started"
-    assert events.count("pin_issued") == 1
+    assert events.count("pin_ordered") == events.count("sms_sent") == 1
     details = json.dumps([row["detail"] for row in _rows(app, audit_events, call.sid)])
     [session] = _rows(app, call_sessions, call.sid)
     for secret in (code.group(0), "100000001", person.person.cpr):
         assert secret not in details
         assert secret not in str(session["state"])
     assert session["ended"] is True
-
-
-def _at_once(twins: list[Call], send: Callable[[Call], object]) -> None:
-    """Run `send` for every twin in its own thread, all released at the same moment."""
-    start = threading.Barrier(len(twins))
-    failures: list[BaseException] = []
-
-    def run(twin: Call) -> None:
-        try:
-            start.wait(timeout=10)
-            send(twin)
-        except BaseException as error:  # reported below, in the test's own thread
-            failures.append(error)
-
-    threads = [threading.Thread(target=run, args=(twin,)) for twin in twins]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not failures
-    assert not any(thread.is_alive() for thread in threads)
 
 
 def _twins(call: Call, apps: tuple[Flask, Flask], machines: int) -> list[Call]:
@@ -172,14 +147,14 @@ def test_a_replayed_pin_request_racing_itself_sends_one_sms(
     last_answer = call.pressing(_answer(call, person) + "#")  # the request that sends the PIN
 
     twins = _twins(call, apps, machines)
-    _at_once(twins, lambda twin: twin.send(last_answer))
+    at_once(twins, lambda twin: twin.send(last_answer))
 
     for twin in twins:
         assert twin.status == 200
         assert twin.hears("pin_sent", mobile_last_digits=Spelled("51")), twin.heard
     assert len(_rows(app, sms_outbox, call.sid)) == 1
     events = [row["event"] for row in _rows(app, audit_events, call.sid)]
-    assert events.count("pin_issued") == 1
+    assert events.count("pin_ordered") == events.count("sms_sent") == 1
     backend = app.extensions["ivr"].services.backend
     with backend._engine.connect() as connection:
         pins = connection.execute(
@@ -194,7 +169,7 @@ def test_a_retried_first_webhook_racing_itself_starts_one_call(
 ) -> None:
     call = Call(apps[0], TOKEN, BASE, language="en", sid=f"CA{secrets.token_hex(16)}")
     twins = _twins(call, apps, machines)
-    _at_once(twins, lambda twin: twin.dial())
+    at_once(twins, lambda twin: twin.dial())
 
     for twin in twins:
         assert twin.status == 200

@@ -157,7 +157,9 @@ def test_hangup_in_the_wait_url_ends_the_call() -> None:
 @pytest.mark.parametrize(
     ("verbs", "problem"),
     [
-        (["<Dial>+4512345678</Dial>"], "<Dial> is not a verb"),
+        (["<Record/>"], "<Record> is not a verb"),
+        (["<Dial><Sip>sip:agent@example.test</Sip></Dial>"], "exactly one <Number>"),
+        (["<Dial>4512345678</Dial>"], "E.164"),
         (['<Gather finishOnKey="##"/>'], "finishOnKey"),
         (['<Gather numDigits="0"/>'], "numDigits"),
         (['<Gather method="PUT"/>'], "GET or POST"),
@@ -180,3 +182,84 @@ def test_keys_a_keypad_cannot_send_are_refused() -> None:
     call.dial()
     with pytest.raises(ValueError, match="'a' is not on a phone keypad"):
         call.press("1a")
+
+
+AGENT = "+4512345678"
+DIAL = f'<Dial><Number url="/whisper?call=x" method="POST">{AGENT}</Number></Dial>'
+
+
+def test_dial_requests_the_numbers_url_as_the_dialled_leg_then_connects() -> None:
+    line = FakeLine(
+        {
+            "/voice": twiml(SAY.format("Et øjeblik."), DIAL, AFTER),
+            "/whisper?call=x": twiml(SAY.format("Kontekst.")),
+        }
+    )
+    call = twilio_call(line, caller="+4520000001")
+    call.dial()
+    whisper = line.received[-1]
+    assert (whisper.path, whisper.signature_ok) == ("/whisper?call=x", True)
+    assert whisper.form["CallSid"] != call.call_sid and whisper.form["CallSid"].startswith("CA")
+    assert whisper.form["ParentCallSid"] == call.call_sid
+    assert (whisper.form["From"], whisper.form["To"]) == ("+4533980010", AGENT)
+    assert [(e.kind, e.text) for e in call.events] == [
+        ("say", "Et øjeblik."),
+        ("dial", AGENT),
+        ("whisper", "Kontekst."),
+        ("connected", AGENT),
+    ]
+    assert call.bridged == AGENT and call.ended == ""  # "Efter." waits until the Dial is over
+    call.hang_up()
+    assert line.paths()[-1] == "/voice/status" and call.bridged == ""
+
+
+def test_a_hangup_in_the_whisper_drops_the_dialled_leg_and_the_call_goes_on() -> None:
+    line = FakeLine({"/voice": twiml(DIAL, AFTER), "/whisper?call=x": twiml("<Hangup/>")})
+    call = twilio_call(line)
+    call.dial()
+    assert [e.kind for e in call.events] == ["dial", "dropped", "say", "end"]
+    assert call.bridged == "" and call.ended == "end-of-twiml"
+
+
+def test_a_number_without_url_connects_at_once() -> None:
+    call = twilio_call(FakeLine({"/voice": twiml(f"<Dial>{AGENT}</Dial>")}))
+    call.dial()
+    assert call.bridged == AGENT
+
+
+def test_leave_then_a_redirect_to_a_dial_takes_the_caller_to_the_agent() -> None:
+    line, call = queued(
+        twiml("<Leave/>"),
+        left=twiml('<Redirect method="POST">/connect</Redirect>'),
+        connect=twiml(DIAL),
+        **{"whisper?call=x": twiml(SAY.format("Kontekst."))},
+    )
+    call.hold()
+    assert line.paths()[-3:] == ["/left", "/connect", "/whisper?call=x"]
+    assert call.queued is None and call.bridged == AGENT
+
+
+def test_a_dial_not_answered_asks_its_action_and_runs_what_it_answers() -> None:
+    dialled = f'<Dial action="/after"><Number url="/whisper">{AGENT}</Number></Dial>'
+    line = FakeLine(
+        {
+            "/voice": twiml(dialled, SAY.format("Ikke dette.")),
+            "/whisper": twiml("<Hangup/>"),
+            "/after": twiml(SAY.format("Igen."), "<Hangup/>"),
+        }
+    )
+    call = twilio_call(line, caller="+4520000001")
+    call.dial()
+    assert line.form("/after")["DialCallStatus"] == "no-answer"
+    assert [e.text for e in call.events if e.kind == "say"] == ["Igen."]
+    assert call.ended == "hangup"
+
+
+def test_a_dial_that_ends_with_the_call_reports_completed_to_its_action() -> None:
+    dialled = f'<Dial action="/after"><Number>{AGENT}</Number></Dial>'
+    line = FakeLine({"/voice": twiml(dialled), "/after": twiml(SAY.format("Aldrig hørt."))})
+    call = twilio_call(line, caller="+4520000001")
+    call.dial()
+    call.hang_up()
+    assert line.form("/after")["DialCallStatus"] == "completed"
+    assert "Aldrig hørt." not in [e.text for e in call.events]

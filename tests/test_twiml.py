@@ -6,10 +6,12 @@ fake Twilio of the other tests checks what these documents do; these check what 
 
 from __future__ import annotations
 
+from ivr import handover
 from ivr.engine import Listen, Reply, Utterance
-from ivr.prompts import Language, Spelled
+from ivr.prompts import Language, Spelled, load_catalog
 from ivr.state import CallState
 from ivr.twiml import Renderer, Urls
+from tests.calls import PROMPTS_DIR
 
 WEEKDAYS = {day: day for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 DA = Language(
@@ -192,5 +194,63 @@ def test_hold_uses_only_verbs_a_wait_url_may_answer() -> None:
         '<Say language="da-DK" voice="Polly.Naja">Bliv i røret.</Say>'
         '<Say language="en-GB" voice="Polly.Amy">Please hold.</Say>'
         '<Pause length="20" />'
+        "</Response>"
+    )
+
+
+# -- the hand-over to an agent, with the repository's own prompts --------------------------------
+HANDOVER = Renderer(load_catalog(PROMPTS_DIR), Urls("https://ivr.example.test"), "mitid-support")
+SID = "CA" + "1" * 32
+EN_SAY = '<Say language="en-GB" voice="Polly.Amy">'
+DA_SAY = '<Say language="da-DK" voice="Polly.Naja">'
+
+
+def test_a_put_through_caller_leaves_the_queue_and_goes_on_to_connect() -> None:
+    assert HANDOVER.leave_queue() == f"{XML}<Response><Leave /></Response>"
+    assert HANDOVER.to_connect() == (
+        f'{XML}<Response><Redirect method="POST">https://ivr.example.test/voice/connect</Redirect></Response>'
+    )
+
+
+def test_connect_tells_the_caller_and_dials_the_agent_with_the_whisper() -> None:
+    assert HANDOVER.connect("en", "+4512345678", SID) == (
+        f"{XML}<Response>"
+        f"{EN_SAY}An agent is ready for you. We are putting you through now.</Say>"
+        '<Dial action="https://ivr.example.test/voice/dial-ended" method="POST">'
+        f'<Number method="POST" url="https://ivr.example.test/voice/whisper?call={SID}">+4512345678</Number>'
+        "</Dial>"
+        "</Response>"
+    )
+
+
+def test_an_agent_who_cannot_be_dialled_sends_the_caller_back_to_the_queue() -> None:
+    assert HANDOVER.requeue("da") == (
+        f"{XML}<Response>"
+        f"{DA_SAY}Beklager, medarbejderen kunne alligevel ikke tage dit opkald. Du er tilbage i køen.</Say>"
+        '<Enqueue action="https://ivr.example.test/voice/queue-exit" method="POST" '
+        'waitUrl="https://ivr.example.test/voice/wait" waitUrlMethod="POST">mitid-support</Enqueue>'
+        "</Response>"
+    )
+
+
+def test_the_whisper_is_one_sentence_in_the_agents_language_with_the_masked_document() -> None:
+    escalation = {
+        "language": "en",
+        "intent": "temporary_pin",
+        "verification": "not_verified",
+        "document": "passport ending 01",
+    }
+    assert HANDOVER.whisper("en", handover.context(escalation)) == (
+        f"{XML}<Response>"
+        f"{EN_SAY}English-speaking caller, temporary PIN, not verified, passport ending 0, 1.</Say>"
+        "</Response>"
+    )
+    verified = {**escalation, "language": "da", "verification": "verified", "intent": None}
+    assert HANDOVER.whisper(
+        "da", handover.context({**verified, "document": "driving_licence ending 42"})
+    ) == (
+        f"{XML}<Response>"
+        f"{DA_SAY}Dansktalende opkald, intet emne valgt, identitet bekræftet, "
+        "kørekort, der ender på 4, 2.</Say>"
         "</Response>"
     )

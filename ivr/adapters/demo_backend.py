@@ -1,9 +1,10 @@
 """The embedded MitID back end: synthetic accounts and temporary PINs kept as salted hashes.
 
-Codes live in the table `demo_temporary_pins` (its own `MetaData`, created on construction) on
-any SQLAlchemy engine (SQLite or PostgreSQL). A row holds a keyed hash (HMAC-SHA-256) of the CPR
-number, never the number; the code only as a salted scrypt hash. The UNIQUE `request_key` is the guard that
-keeps a retried request from issuing a second code, even when two calls race.
+Codes live in the table `demo_temporary_pins` (`ivr/adapters/demo_tables.py`, made by the demo
+database's migrations) on any SQLAlchemy engine (SQLite or PostgreSQL). A row holds a keyed hash
+(HMAC-SHA-256) of the CPR number, never the number; the code only as a salted scrypt hash. The
+UNIQUE `request_key` is the guard that keeps a retried request from issuing a second code, even
+when two calls race.
 """
 
 from __future__ import annotations
@@ -17,28 +18,13 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from ivr.adapters import demo_tables
 from ivr.adapters.demo_people import DemoPerson
 from ivr.errors import BackendError
 from ivr.ports import IssuedPin, MitIdAccount
 
 PIN_DIGITS = 8
 _SCRYPT = {"n": 2**11, "r": 8, "p": 1, "dklen": 32}  # a few ms: this runs inside a webhook
-
-
-def _pins_table(metadata: sa.MetaData) -> sa.Table:
-    """The `demo_temporary_pins` table, attached to `metadata`."""
-    return sa.Table(
-        "demo_temporary_pins",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("cpr_hash", sa.String(64), nullable=False, index=True),
-        sa.Column("request_key", sa.String(255), nullable=False, unique=True),
-        sa.Column("code_hash", sa.LargeBinary(64), nullable=False),
-        sa.Column("salt", sa.LargeBinary(32), nullable=False),
-        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("superseded", sa.Boolean, nullable=False, default=False),
-    )
 
 
 def _code_hash(code: str, salt: bytes) -> bytes:
@@ -64,7 +50,7 @@ class DemoMitIdBackend:
         pin_validity: dt.timedelta,
         key: bytes,
     ) -> None:
-        """Index the people by CPR number and create the PIN table if it is missing."""
+        """Index the people by CPR number; the PIN table is the migrations' (`ivr db upgrade`)."""
         if pin_validity <= dt.timedelta(0):
             raise ValueError("pin_validity must be positive")
         self._people = {demo.person.cpr: demo for demo in people}
@@ -72,9 +58,7 @@ class DemoMitIdBackend:
         self._clock = clock
         self._validity = pin_validity
         self._key = key
-        self.metadata = sa.MetaData()
-        self.pins = _pins_table(self.metadata)
-        self.metadata.create_all(engine)
+        self.pins = demo_tables.temporary_pins
 
     def cpr_hash(self, cpr: str) -> str:
         """The keyed hash of a CPR number, the only form of it the PIN table stores (a plain

@@ -2,7 +2,7 @@
 
 It stands where Twilio and the mobile network stand on a real line, so it holds what a phone
 would hold: the text, PIN included, in the table `demo_sms_inbox` of the demo back end's
-database (never in the line's own store).
+database (never in the line's own store; `ivr/adapters/demo_tables.py`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-
-def _inbox_table(metadata: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        "demo_sms_inbox",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("message_id", sa.String(64), nullable=False, unique=True),
-        sa.Column("to", sa.String(32), nullable=False),
-        sa.Column("body", sa.Text, nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    )
+from ivr.adapters import demo_tables
 
 
 class EmbeddedSms:
@@ -32,9 +22,7 @@ class EmbeddedSms:
     def __init__(self, engine: sa.Engine, clock: Callable[[], dt.datetime]) -> None:
         self._engine = engine
         self._clock = clock
-        self.metadata = sa.MetaData()
-        self.inbox = _inbox_table(self.metadata)
-        self.metadata.create_all(engine)
+        self.inbox = demo_tables.sms_inbox  # made by the demo database's migrations
 
     def send(self, to: str, body: str) -> str:
         message_id = f"SM{uuid.uuid4().hex}"  # shaped like Twilio's message SIDs
