@@ -70,12 +70,13 @@ def test_a_long_provider_error_is_cut_to_200_characters(app):
     assert row["error"] == "x" * 200
 
 
-def test_a_delivery_status_is_cut_to_16_characters(app):
+def test_a_delivery_status_is_kept_whole(app):
     assert deliver(app, Sender())[0] == "sent"
     outbox = app.extensions["ivr"].outbox
-    assert outbox.record_delivery("SM0001", "undelivered-and-more")
+    assert outbox.record_delivery("SM0001", "partially_delivered")
+    assert not outbox.record_delivery("SM9999", "delivered")
     (row,) = Records(app).rows("sms_outbox", key="CA-log:pin")
-    assert row["delivery"] == "undelivered-and-"
+    assert row["delivery"] == "partially_delivered"
 
 
 def broken_store(app, monkeypatch) -> None:
@@ -97,6 +98,6 @@ def test_a_failure_the_store_cannot_record_is_logged_and_the_caller_still_hears_
     app, caplog, monkeypatch
 ):
     broken_store(app, monkeypatch)
-    twiml = app.extensions["ivr"].apology("CA-y", "application_error")
+    twiml = app.extensions["ivr"].apology("CA-y", "+4520123477", "application_error")
     assert "could not record the failed call: RuntimeError" in " ".join(logged(caplog))
     assert "<Enqueue" in twiml and twiml.count("<Say") >= 2  # in every language, then an agent

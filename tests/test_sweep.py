@@ -8,10 +8,10 @@ from tests.test_audit_trail import assert_in_order
 
 def test_only_calls_quiet_for_longer_than_the_limit_are_swept(app, dial, clock, records):
     line = app.extensions["ivr"]
-    old = dial("en").choose_language().press("2").press("1").press("100000001#")
-    ended = dial("en").choose_language().press("3")  # put through: its flow is over
+    old = dial("en").choose_language().press("2").press("100000001#")
+    ended = dial("en").choose_language().press("0")  # put through: its flow is over
     clock.advance(minutes=119)
-    recent = dial("en").choose_language().press("2").press("1").press("100000001#")
+    recent = dial("en").choose_language().press("2").press("100000001#")
     assert line.sweep() == 0
     clock.advance(minutes=2)
     assert line.sweep() == 1
