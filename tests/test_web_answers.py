@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.calls import sign
+from tests.calls import Call, sign
 from tests.conftest import BASE, TOKEN
 
 
@@ -38,3 +38,69 @@ def test_a_request_naming_no_call_is_logged_with_its_path(app, caplog):
     post(app, "/voice/wait", {"From": "+4579000001"})
     messages = [record.getMessage() for record in caplog.records]
     assert "refused a signed request to /voice/wait without a usable CallSid" in messages
+
+
+# -- the agent's leg, the fallback URL and SMS delivery reports -------------
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("", 400), ("?call=", 400), ("?call=C", 200), ("?call=" + "C" * 64, 200), ("?call=" + "C" * 65, 400)],
+)
+def test_a_whisper_names_the_callers_call_in_1_to_64_characters(app, query, status):
+    answer = post(app, f"/voice/whisper{query}", {"CallSid": "CA" + "5" * 32, "From": "+4520998877"})
+    assert answer.status_code == status
+    if status == 200:  # a call nobody is taking: the agent's leg is hung up
+        assert "<Hangup" in answer.get_data(as_text=True)
+
+
+def test_a_caller_taken_by_an_unnamed_agent_is_connected_to_nobody_by_name(app, dial, records):
+    caller = dial("en").choose_language().press("0")
+    caller.post(f"{BASE}/voice/agent/dequeued")
+    assert caller.said == ["connecting"]
+    escalation = records.escalation(caller)
+    assert (escalation["status"], escalation["agent"]) == ("connected", "")
+
+
+def test_an_agent_name_in_the_dequeue_url_is_cut_to_64_characters(app, dial, records):
+    caller = dial("en").choose_language().press("0")
+    caller.post(f"{BASE}/voice/agent/dequeued?agent={'a' * 100}")
+    assert records.escalation(caller)["agent"] == "a" * 64
+
+
+def test_the_fallback_url_logs_twilios_error_code(dial, caplog):
+    call = dial("en").choose_language()
+    call.post(f"{BASE}/voice/fallback", ErrorCode="11200")
+    assert call.queued
+    assert "Twilio called the fallback URL (Twilio error 11200)" in messages(caplog)
+
+
+def test_a_delivery_report_for_an_unknown_sms_is_logged_and_one_without_its_fields_refused(app, caplog):
+    assert (
+        post(app, "/sms/status", {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}).status_code
+        == 204
+    )
+    assert "a delivery report for an SMS the line does not know" in messages(caplog)
+    assert post(app, "/sms/status", {"MessageStatus": "delivered"}).status_code == 400
+
+
+def test_a_delivery_report_for_a_known_sms_is_recorded_and_not_logged(dial, cases, records, caplog):
+    call = dial("en").choose_language().identify(cases["ordinary"], "temporary_pin")
+    call.answer_questions(cases["ordinary"])
+    [row] = records.sms(call)
+    report = {"MessageSid": row["provider_id"], "MessageStatus": "delivered"}
+    assert post(call.app, "/sms/status", report).status_code == 204
+    assert records.sms(call)[0]["delivery"] == "delivered"
+    assert "a delivery report for an SMS the line does not know" not in messages(caplog)
+
+
+def test_a_request_for_a_call_from_another_number_is_logged_with_its_path(dial, caplog):
+    call = dial("en").choose_language()
+    thief = Call(call.app, TOKEN, BASE, language="en", caller="+4599999999", sid=call.sid)
+    thief.post(f"{BASE}/voice/wait", QueuePosition="1")
+    assert thief.status == 403
+    assert "refused a request to /voice/wait for a call from another number" in messages(caplog)
+
+
+def messages(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
