@@ -186,8 +186,8 @@ def unexpected(error: Exception) -> Response | HTTPException:
         return _twiml(line.renderer.goodbye(line.engine.languages[0]))
     try:
         form = CallForm.parse(request.form.to_dict())
-    except ValidationError:  # no usable CallSid: an apology all the same
-        return _twiml(line.apology(None, None, "application_error"))
+    except ValidationError:  # no usable CallSid, so no call to hand over: an apology all the same
+        return _twiml(line.renderer.apology(line.engine.languages, to_agent=True))
     try:
         return _twiml(line.apology(form.call_sid, form.caller, "application_error"))
     except CallerMismatch as mismatch:

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
-from tests.calls import Call, sign
+from tests.calls import Call, Records, sign
 from tests.conftest import BASE, TOKEN
 
 
@@ -104,3 +106,102 @@ def test_a_request_for_a_call_from_another_number_is_logged_with_its_path(dial, 
 
 def messages(caplog) -> list[str]:
     return [record.getMessage() for record in caplog.records]
+
+
+# -- a webhook that breaks: what each route answers, and what is written down --------------------
+
+CALLER = "+4520000001"
+
+
+def broken(app, monkeypatch, method: str) -> None:
+    def fails(*args, **kwargs):
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(type(app.extensions["ivr"]), method, fails)
+
+
+def heard(answer) -> list[tuple[str, str | None]]:
+    return [(verb.tag, verb.get("language")) for verb in ET.fromstring(answer.get_data(as_text=True))]
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/voice/dial-ended", "dial_ended"),
+        ("/voice/agent/dequeued?agent=anna", "dequeued"),
+        ("/voice/queue-exit", "queue_exit"),
+    ],
+)
+def test_a_broken_hand_over_webhook_says_goodbye_in_the_first_language(
+    app, monkeypatch, caplog, path, method
+):
+    broken(app, monkeypatch, method)
+    answer = post(app, path, {"CallSid": "CA" + "1" * 32, "From": CALLER})
+    assert answer.status_code == 200
+    assert heard(answer) == [("Say", "da-DK"), ("Hangup", None)]
+    assert f"webhook {path.split('?')[0]} failed: RuntimeError at " in " ".join(messages(caplog))
+    assert records_of(app, "escalations") == []
+
+
+def test_a_broken_agent_code_webhook_says_goodbye(app, monkeypatch):
+    def fails(*args, **kwargs):
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(type(app.extensions["ivr.agent_line"]), "code", fails)
+    answer = post(app, "/voice/agent/code", {"CallSid": "CA" + "1" * 32, "From": CALLER, "Digits": "1"})
+    assert heard(answer) == [("Say", "da-DK"), ("Hangup", None)]
+
+
+def test_a_broken_status_callback_is_still_204(app, monkeypatch):
+    broken(app, monkeypatch, "status")
+    answer = post(
+        app, "/voice/status", {"CallSid": "CA" + "1" * 32, "From": CALLER, "CallStatus": "completed"}
+    )
+    assert (answer.status_code, answer.get_data()) == (204, b"")
+
+
+def test_a_broken_connect_puts_the_caller_back_in_the_queue_in_every_language(app, monkeypatch):
+    broken(app, monkeypatch, "connect")
+    answer = post(app, "/voice/connect", {"CallSid": "CA" + "1" * 32, "From": CALLER})
+    assert heard(answer) == [("Say", "da-DK")] * 2 + [("Say", "en-GB")] * 2 + [("Enqueue", None)]
+    assert records_of(app, "escalations") == []  # already handed over: no second hand-over
+
+
+def test_a_broken_whisper_puts_the_agent_through_without_the_context(app, monkeypatch):
+    broken(app, monkeypatch, "whisper")
+    answer = post(app, "/voice/whisper?call=CA1", {"CallSid": "CA" + "9" * 32, "From": CALLER})
+    assert (answer.status_code, heard(answer)) == (200, [])
+
+
+def test_a_broken_flow_webhook_apologises_and_hands_the_call_over_with_the_reason(app, dial, monkeypatch):
+    call = dial("en").choose_language()
+    broken(app, monkeypatch, "keys")
+    call.press("1")
+    assert call.said == ["apology", "transfer"] and call.queued
+    [escalation] = records_of(app, "escalations")
+    assert (escalation["call_sid"], escalation["reason"]) == (call.sid, "application_error")
+
+
+def test_a_flow_webhook_broken_before_it_knows_its_call_apologises_all_the_same(app, monkeypatch):
+    def fails(*args, **kwargs):
+        raise RuntimeError("the validator went away")
+
+    monkeypatch.setattr(app.extensions["ivr.validator"], "validate", fails)
+    answer = post(app, "/voice", {"From": CALLER})  # no CallSid either
+    assert answer.status_code == 200
+    assert heard(answer) == [("Say", "da-DK")] * 2 + [("Say", "en-GB")] * 2 + [("Enqueue", None)]
+    assert records_of(app, "escalations") == []
+
+
+def test_a_broken_flow_webhook_for_a_call_from_another_number_is_refused_and_audited(app, dial, monkeypatch):
+    call = dial("en").choose_language()
+    broken(app, monkeypatch, "keys")
+    thief = Call(app, TOKEN, BASE, language="en", caller="+4599999999", sid=call.sid)
+    thief.post(call.gather.attrib["action"], Digits="1")
+    assert thief.status == 403
+    assert records_of(app, "escalations") == []
+    assert Records(app).audit(call)[-1] == "caller_mismatch"
+
+
+def records_of(app, table: str) -> list[dict]:
+    return Records(app).rows(table)
