@@ -64,8 +64,9 @@ def test_an_sms_that_did_not_go_is_logged_with_the_reason(app, caplog, error, st
     assert "+4520123477" not in " ".join(logged(caplog))
 
 
-def test_a_long_provider_error_is_cut_to_200_characters(app):
-    assert deliver(app, Sender(BackendError("x" * 300)))[0] == "failed"
+@pytest.mark.parametrize(("error", "status"), [(BackendError, "failed"), (DeliveryUnknown, "unknown")])
+def test_a_long_provider_error_is_cut_to_200_characters(app, error, status):
+    assert deliver(app, Sender(error("x" * 300)))[0] == status
     (row,) = Records(app).rows("sms_outbox", key="CA-log:pin")
     assert row["error"] == "x" * 200
 
