@@ -56,6 +56,15 @@ def test_an_sms_of_another_call_is_not_touched(app, records):
     assert status_of(app, "CA-other:pin") == "pending"
 
 
+def test_sending_one_calls_sms_claims_no_other_calls_waiting_sms(app, records):
+    queue_sms(app, "CA-other", "CA-other:pin", to="+4520123400")
+    message = queue_sms(app, "CA-mine", "CA-mine:pin", to="+4520123411")
+    outbox = dataclasses.replace(app.extensions["ivr"].outbox, patience=0.2)
+    assert outbox.deliver("CA-mine", message) == ("sent", "11")
+    assert status_of(app, "CA-other:pin") == "pending"
+    assert records.texts_to("+4520123400") == []
+
+
 @pytest.mark.parametrize("status", ["sent", "failed", "unknown"])
 def test_a_twin_finds_the_sms_handled_and_reports_how_it_fared(app, records, status):
     message = queue_sms(app, "CA2", "CA2:pin", to="+4520123499")
