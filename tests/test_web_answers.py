@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -206,3 +207,35 @@ def test_a_broken_flow_webhook_for_a_call_from_another_number_is_refused_and_aud
 
 def records_of(app, table: str) -> list[dict]:
     return Records(app).rows(table)
+
+
+# -- the signature and size checks: the boundaries, and what the log says -------------------------
+
+WELL_FORMED = "A" * 27 + "="  # the shape of a signature, not the right one
+
+
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not(app):
+    from ivr.web import MAX_BODY
+
+    client = app.test_client()
+    for size, status in ((MAX_BODY, 403), (MAX_BODY + 1, 413)):
+        body = b"CallSid=CA1&Digits=" + b"1" * (size - len(b"CallSid=CA1&Digits="))
+        headers = {"X-Twilio-Signature": WELL_FORMED, "Content-Type": "application/x-www-form-urlencoded"}
+        assert client.post("/voice", data=body, headers=headers).status_code == status, size
+
+
+def test_a_body_of_unknown_length_is_refused_unread(app):
+    headers = {"X-Twilio-Signature": WELL_FORMED, "Content-Type": "application/x-www-form-urlencoded"}
+    headers["Transfer-Encoding"] = "chunked"  # no Content-Length
+    answer = app.test_client().post("/voice", input_stream=io.BytesIO(b"CallSid=CA1"), headers=headers)
+    assert answer.status_code == 411
+
+
+def test_refused_signatures_are_logged_with_the_path_only(app, caplog):
+    form = {"CallSid": "CA" + "1" * 32, "From": CALLER}
+    app.test_client().post("/voice/wait", data=form, headers={"X-Twilio-Signature": "not base64!"})
+    app.test_client().post("/voice/keys", data=form, headers={"X-Twilio-Signature": WELL_FORMED})
+    assert messages(caplog) == [
+        "refused a request to /voice/wait with no or a malformed signature",
+        "refused a request to /voice/keys with a wrong signature",
+    ]
