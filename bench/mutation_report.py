@@ -100,14 +100,14 @@ def text(rows: list[Module]) -> list[str]:
 
 def markdown(rows: list[Module]) -> list[str]:
     lines = [
-        "| module | killed / mutants | killed | of which timeouts | not killed |",
-        "|---|---|---|---|---|",
+        "| module | killed / mutants | killed | of which timeouts | killed without timeouts | not checked |",
+        "|---|---|---|---|---|---|",
     ]
     for m in rows:
         name = f"`{m.path}`" if m.path != "all" else "all"
-        lines.append(
-            f"| {name} | {m.killed}/{m.total} | {m.share:.1f}% | {m.timeouts} | {m.total - m.killed} |"
-        )
+        without = 100 * (m.killed - m.timeouts) / max(m.total, 1)
+        cells = [name, f"{m.killed}/{m.total}", f"{m.share:.1f}%", m.timeouts, f"{without:.1f}%", m.unchecked]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return lines
 
 
