@@ -14,7 +14,7 @@ DERIVED_URL := $(if $(or $(IVR_PUBLIC_BASE_URL),$(URL_IN_ENV_FILE)),,IVR_PUBLIC_
 # come from IVR_OPENING_HOURS (see README); without it the line keeps the default office hours.
 DEMO_HOURS := {"weekly":{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23:59","thu":"00:00-23:59","fri":"00:00-23:59","sat":"00:00-23:59","sun":"00:00-23:59"},"holiday_regions":[]}
 
-.PHONY: install install-dev run test lint bench clean test-slow mutants
+.PHONY: install install-dev run test lint bench clean test-slow mutants mutants-again
 
 # `install`: what the line needs to run (with the PostgreSQL driver, for IVR_DATABASE_URL).
 # `install-dev`: that, plus linters, type checker and test tools, for `make test` and `make lint`.
@@ -57,11 +57,20 @@ test-slow: install-dev
 	$(BIN)/pytest -m slow
 
 # `mutants`: mutation testing of the security-critical modules ([tool.mutmut] in pyproject.toml),
-# from scratch (mutmut does not retest a survivor after tests are added), then the killed share
-# per module. Slow (about an hour on 2 cores), so neither in `make test` nor in CI.
+# from scratch, then the killed share per module (the README's table). Slow (an hour or more on
+# 2 cores), so neither in `make test` nor in CI. `mutants-again`, after tests were added: reruns
+# the mutants the last run did not kill, then those of changed functions (mutmut keeps the other
+# verdicts), with fresh copies of what mutmut does not mutate; after a larger change, `make mutants`.
 MUTANT_JOBS ?= 2
 mutants: install-dev
 	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTANT_JOBS)
+	$(BIN)/python bench/mutation_report.py
+
+mutants-again: install-dev
+	$(BIN)/python bench/mutation_report.py --rerun > mutants/rerun.txt
+	$(BIN)/python bench/mutation_report.py --refresh-copies
+	test ! -s mutants/rerun.txt || $(BIN)/mutmut run --max-children $(MUTANT_JOBS) $$(cat mutants/rerun.txt)
 	$(BIN)/mutmut run --max-children $(MUTANT_JOBS)
 	$(BIN)/python bench/mutation_report.py
 

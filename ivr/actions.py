@@ -106,9 +106,8 @@ def send_temporary_pin(s: Services, tx: Tx, state: CallState, keys: str) -> Done
     if message is None:
         return Done(outcome, state)
     tx.add_sms(message, state.call_sid, "temporary_pin")
-    tx.audit(state.call_sid, "pin_ordered")
-    slots = {"mobile_last_digits": Spelled(message.to[-2:])}
-    return Done("issued", state.model_copy(update={"pin_issued": True}), slots)
+    tx.audit(state.call_sid, "pin_ordered")  # the last digits are told once it is sent (line.py)
+    return Done("issued", state.model_copy(update={"pin_issued": True}))
 
 
 PinOutcome = Literal["issued", "no_mitid", "no_mobile", "mobile_recently_changed"]

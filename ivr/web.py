@@ -29,16 +29,12 @@ from ivr.twilio_form import CallForm, MessageStatusForm
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{27}=$")  # base64 of an HMAC-SHA1
-voice = Blueprint("voice", __name__, url_prefix="/voice")
-sms = Blueprint("sms", __name__, url_prefix="/sms")
-media = Blueprint("media", __name__, url_prefix="/media")
-"""The prompts' audio, for Twilio's <Play>: public and unsigned (Twilio signs no GET of media)."""
 MEDIA_MAX_AGE = 365 * 24 * 3600  # the URLs carry the file's hash: a changed file is a new URL
 FLOW_ROUTES = frozenset({"voice.incoming_call", "voice.keys", "voice.fallback"})
 
 
 def register(app: Flask) -> None:
-    """Mount the webhooks on the app."""
+    """Mount the webhooks on the app (the table at the end of this module)."""
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.register_blueprint(voice)
     app.register_blueprint(sms)
@@ -67,8 +63,6 @@ def _form() -> CallForm:
         abort(400)
 
 
-@voice.before_request
-@sms.before_request
 def check_signature() -> None:
     """Refuse any request Twilio did not sign for exactly this URL and these parameters."""
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -93,7 +87,6 @@ def signed(validator: RequestValidator, url: str, form: Any, signature: str) -> 
     return hmac.compare_digest(expected, signature) or validator.validate(url, form, signature)
 
 
-@voice.post("")
 def incoming_call() -> Response:
     """Answer a new call (from an agent's registered phone: the agent line)."""
     form = _form()
@@ -103,21 +96,18 @@ def incoming_call() -> Response:
     return _twiml(_line().answer(form.call_sid, form.caller))
 
 
-@voice.post("/dial-ended")
 def dial_ended() -> Response:
     """Twilio ends the `<Dial>` to the agent: how it went decides what the caller hears next."""
     form = _form()
     return _twiml(_line().dial_ended(form.call_sid, form.caller, form.dial_call_status))
 
 
-@voice.post("/agent/code")
 def agent_code() -> Response:
     """An agent phoning in keyed their agent code (empty on silence)."""
     form = _form()
     return _twiml(_agent_line().code(form.call_sid, form.caller, form.digits))
 
 
-@voice.post("/agent/dequeued")
 def agent_dequeued() -> Response:
     """Twilio asks, for the caller an agent's phone took from the queue, what they hear first."""
     form = _form()
@@ -125,7 +115,6 @@ def agent_dequeued() -> Response:
     return _twiml(_line().dequeued(form.call_sid, form.caller, agent))
 
 
-@voice.post("/keys")
 def keys() -> Response:
     """Take what the caller keyed at a menu or input (empty on silence)."""
     form = _form()
@@ -133,7 +122,6 @@ def keys() -> Response:
     return _twiml(_line().keys(form.call_sid, turn, form.digits, form.caller))
 
 
-@voice.post("/status")
 def status() -> Response:
     """Take a call status callback."""
     form = _form()
@@ -141,28 +129,24 @@ def status() -> Response:
     return Response(status=204)
 
 
-@voice.post("/wait")
 def wait() -> Response:
     """Tell a queued caller their place and an estimate (Twilio's Enqueue waitUrl)."""
     form = _form()
     return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller, form.queue_sid))
 
 
-@voice.post("/queue-exit")
 def queue_exit() -> Response:
     """The caller left the queue (Enqueue action)."""
     form = _form()
     return _twiml(_line().queue_exit(form.call_sid, form.caller, form.queue_result))
 
 
-@voice.post("/connect")
 def connect() -> Response:
     """Put the caller through to the agent who took the call."""
     form = _form()
     return _twiml(_line().connect(form.call_sid, form.caller))
 
 
-@voice.post("/whisper")
 def whisper() -> Response:
     """The agent's leg, before the caller is put through: the call's context for the agent."""
     _form()  # the agent's leg: its own CallSid and numbers; `call` names the caller's call
@@ -172,7 +156,6 @@ def whisper() -> Response:
     return _twiml(_line().whisper(call_sid))
 
 
-@voice.post("/fallback")
 def fallback() -> Response:
     """Twilio's Fallback URL: the primary failed, so apologise and queue for an agent."""
     form = _form()
@@ -180,7 +163,6 @@ def fallback() -> Response:
     return _twiml(_line().apology(form.call_sid, form.caller, "twilio_fallback"))
 
 
-@media.get("/<code>/<name>")
 def media_file(code: str, name: str) -> Response:
     """A recording found in the audio folder at start-up; nothing else, whatever the path says."""
     library: Library = current_app.extensions["ivr.audio"]
@@ -192,7 +174,6 @@ def media_file(code: str, name: str) -> Response:
     return response
 
 
-@sms.post("/status")
 def sms_status() -> Response:
     """Twilio's delivery report for an SMS the line sent."""
     try:
@@ -204,7 +185,6 @@ def sms_status() -> Response:
     return Response(status=204)
 
 
-@voice.errorhandler(CallerMismatch)
 def wrong_caller(error: CallerMismatch) -> Response:
     """A request for a known call from another number: refused, and written down."""
     log.warning("refused a request to %s for a call from another number", request.path)
@@ -212,7 +192,6 @@ def wrong_caller(error: CallerMismatch) -> Response:
     return Response(status=403)
 
 
-@voice.errorhandler(Exception)
 def unexpected(error: Exception) -> Response | HTTPException:
     """Whatever broke, the caller is told something; only the flow's own routes escalate."""
     if isinstance(error, HTTPException):
@@ -231,9 +210,37 @@ def unexpected(error: Exception) -> Response | HTTPException:
         return _twiml(line.renderer.goodbye(line.engine.languages[0]))
     try:
         form = CallForm.parse(request.form.to_dict())
-    except ValidationError:  # no usable CallSid: an apology all the same
-        return _twiml(line.apology(None, None, "application_error"))
+    except ValidationError:  # no usable CallSid, so no call to hand over: an apology all the same
+        return _twiml(line.renderer.apology(line.engine.languages, to_agent=True))
     try:
         return _twiml(line.apology(form.call_sid, form.caller, "application_error"))
     except CallerMismatch as mismatch:
         return wrong_caller(mismatch)
+
+
+# The routes: plain functions, mounted here rather than by decorators (which would also keep
+# them out of the mutation run; see the README's "Mutation testing").
+voice = Blueprint("voice", __name__, url_prefix="/voice")
+sms = Blueprint("sms", __name__, url_prefix="/sms")
+media = Blueprint("media", __name__, url_prefix="/media")
+"""The prompts' audio, for Twilio's <Play>: public and unsigned (Twilio signs no GET of media)."""
+for rule, endpoint, view in (
+    ("", "incoming_call", incoming_call),
+    ("/dial-ended", "dial_ended", dial_ended),
+    ("/agent/code", "agent_code", agent_code),
+    ("/agent/dequeued", "agent_dequeued", agent_dequeued),
+    ("/keys", "keys", keys),
+    ("/status", "status", status),
+    ("/wait", "wait", wait),
+    ("/queue-exit", "queue_exit", queue_exit),
+    ("/connect", "connect", connect),
+    ("/whisper", "whisper", whisper),
+    ("/fallback", "fallback", fallback),
+):
+    voice.add_url_rule(rule, endpoint, view, methods=["POST"])
+sms.add_url_rule("/status", "sms_status", sms_status, methods=["POST"])
+media.add_url_rule("/<code>/<name>", "media_file", media_file, methods=["GET"])
+voice.before_request(check_signature)
+sms.before_request(check_signature)
+voice.register_error_handler(CallerMismatch, wrong_caller)
+voice.register_error_handler(Exception, unexpected)

@@ -90,3 +90,9 @@ def test_a_number_that_is_no_agents_is_a_caller(app, anna):
     assert call.said == ["welcome", "choose_language", "choose_language", "choose_language"]
     anna.disable("anna")
     assert agent_call(app).said == ["welcome", "choose_language", "choose_language", "choose_language"]
+
+
+def test_what_an_agent_keys_is_audited_on_the_agents_own_call(app, anna, records):
+    call = code(agent_call(app), "1234")
+    assert call.said == ["agent_code_wrong", "agent_code"]
+    assert records.audit(call) == ["agent_code_wrong"]

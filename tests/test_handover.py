@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +12,8 @@ from flask import Flask
 from ivr.call_control_adapters import EmbeddedCallControl
 from ivr.store import Store, agents, escalations
 from tests.calls import Call, Clock, Records
-from tests.conftest import BASE, OPEN_TIME
+from tests.conftest import BASE, OPEN_TIME, TOKEN
+from tests.test_audit_trail import assert_in_order
 
 AGENT_PHONE = "+4571112233"
 
@@ -121,3 +123,133 @@ def test_a_whisper_for_a_call_nobody_is_taking_hangs_up_the_agents_leg(app: Flas
     queued.send(queued.request(f"{BASE}/voice/whisper?call={queued.sid}", CallSid="CA" + "9" * 32))
     assert queued.status == 200 and queued.twiml is not None
     assert [verb.tag for verb in queued.twiml] == ["Say", "Hangup"]
+
+
+# -- what each hand-over webhook writes down, and in which language it answers -------------------
+
+
+def put_through(app: Flask, call: Call, clock: Clock, username: str = "anna") -> None:
+    """An agent takes the call at the desk, is put through, and the caller leaves the queue."""
+    add_agent(app, username)
+    take(app, call, username)
+    EmbeddedCallControl(app.extensions["ivr"].store, clock).put_through(call.sid)
+    call.wait_in_queue(1)
+    assert call.said == ["connecting"]
+
+
+def test_a_caller_an_agents_phone_takes_from_the_queue_hears_it_in_their_language(
+    queued: Call, records: Records, clock: Clock
+) -> None:
+    clock.advance(seconds=20)
+    queued.post(f"{BASE}/voice/agent/dequeued?agent=anna")
+    assert queued.hears("connecting", "en")
+    row = records.escalation(queued)
+    assert (row["status"], row["agent"], row["connected_at"]) == ("connected", "anna", clock.now)
+    assert_in_order(records, queued, ("put_through", {"agent": "anna", "by": "phone"}))
+
+
+def test_connect_writes_down_whether_the_call_was_taken_and_by_whom(
+    app: Flask, queued: Call, records: Records, clock: Clock
+) -> None:
+    queued.post(f"{BASE}/voice/connect")  # nobody took it
+    assert queued.hears("agent_unavailable", "en")
+    put_through(app, queued, clock)
+    assert_in_order(
+        records, queued, ("agent_unreachable", {"taken": False}), ("put_through", {"agent": "anna"})
+    )
+
+
+def test_connect_for_a_call_taken_by_an_agent_without_a_phone_writes_down_it_was_taken(
+    app: Flask, queued: Call, records: Records
+) -> None:
+    add_agent(app, phone=None)
+    take(app, queued)
+    queued.post(f"{BASE}/voice/connect")
+    assert queued.hears("agent_unavailable", "en") and queued.queued
+    assert_in_order(records, queued, ("agent_unreachable", {"taken": True}))
+
+
+def test_a_connect_retried_after_the_caller_was_put_through_dials_nobody_again(
+    app: Flask, queued: Call, records: Records, clock: Clock
+) -> None:
+    put_through(app, queued, clock)
+    dialled = queued.twilio.bridged
+    queued.post(f"{BASE}/voice/connect")
+    assert queued.hears("agent_unavailable", "en") and queued.queued
+    assert queued.twilio.bridged == dialled
+    assert_in_order(
+        records, queued, ("put_through", {"agent": "anna"}), ("agent_unreachable", {"taken": False})
+    )
+
+
+def test_after_a_conversation_the_caller_hears_goodbye_in_their_language(
+    app: Flask, queued: Call, records: Records, clock: Clock
+) -> None:
+    put_through(app, queued, clock)
+    queued.post(f"{BASE}/voice/dial-ended", DialCallStatus="completed")
+    assert queued.hears("goodbye", "en") and queued.hung_up
+    assert records.escalation(queued)["status"] == "connected"
+
+
+def test_an_agent_who_does_not_answer_sends_the_caller_back_to_the_queue_unassigned(
+    app: Flask, queued: Call, records: Records, clock: Clock
+) -> None:
+    put_through(app, queued, clock)
+    queued.post(f"{BASE}/voice/dial-ended", DialCallStatus="no-answer")
+    assert queued.hears("agent_unavailable", "en") and queued.queued
+    row = records.escalation(queued)
+    assert (row["status"], row["agent"], row["put_through_at"]) == ("waiting", None, None)
+    assert_in_order(records, queued, ("agent_did_not_answer", {"dial_status": "no-answer"}))
+
+
+def test_the_whisper_is_in_the_agents_language(
+    app: Flask, queued: Call, records: Records, clock: Clock
+) -> None:
+    add_agent(app)
+    with app.extensions["ivr"].store.connection() as connection:
+        connection.execute(sa.update(agents).values(language="en"))
+    take(app, queued)
+    queued.send(queued.request(f"{BASE}/voice/whisper?call={queued.sid}", CallSid="CA" + "9" * 32))
+    assert queued.twiml is not None
+    [say] = list(queued.twiml)
+    assert (say.attrib["language"], say.text) == (
+        "en-GB",
+        "English-speaking caller, no subject chosen, not verified.",
+    )
+
+
+def whisper(app: Flask, call: Call) -> ET.Element:
+    """The agent's leg asks what to tell the agent about `call`."""
+    agents_leg = Call(app, TOKEN, BASE, language="da", caller=AGENT_PHONE, sid="CA" + "9" * 32)
+    agents_leg.post(f"{BASE}/voice/whisper?call={call.sid}")
+    assert agents_leg.status == 200 and agents_leg.twiml is not None
+    return agents_leg.twiml
+
+
+def test_a_whisper_for_a_call_taken_by_no_known_agent_or_already_over_hangs_up(
+    app: Flask, queued: Call, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    take(app, queued, "ghost")  # no such agent
+    goodbye = Call(app, TOKEN, BASE, language="da").text("goodbye")
+    assert [(verb.tag, verb.text) for verb in whisper(app, queued)] == [("Say", goodbye), ("Hangup", None)]
+    assert "refused a whisper for a call no agent is taking" in [r.getMessage() for r in caplog.records]
+    put_through(app, queued, clock)
+    queued.hang_up()  # the hand-over is finished, though it names its agent
+    assert [verb.tag for verb in whisper(app, queued)] == ["Say", "Hangup"]
+
+
+def test_a_caller_who_hangs_up_in_the_queue_is_abandoned_by_the_queues_own_report(
+    queued: Call, records: Records
+) -> None:
+    queued.post(f"{BASE}/voice/queue-exit", QueueResult="hangup")
+    assert records.escalation(queued)["status"] == "abandoned"
+
+
+def test_a_put_through_caller_who_hangs_up_on_leaving_the_queue_is_not_connected(
+    app: Flask, queued: Call, clock: Clock
+) -> None:
+    add_agent(app)
+    take(app, queued)
+    EmbeddedCallControl(app.extensions["ivr"].store, clock).put_through(queued.sid)
+    queued.post(f"{BASE}/voice/queue-exit", QueueResult="hangup")
+    assert queued.hears("goodbye", "en") and queued.hung_up

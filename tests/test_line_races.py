@@ -9,9 +9,11 @@ reports.
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from ivr import create_app
 from ivr.engine import Engine
+from ivr.store import Tx, call_sessions
 from tests.calls import Call, Records
 from tests.conftest import BASE, TOKEN
 
@@ -65,7 +67,28 @@ def test_keys_for_a_call_the_line_never_saw_hear_an_apology_in_every_language_an
     assert stranger.said == ["apology", "transfer"] * 3
     assert stranger.queued
     assert [row["reason"] for row in records.rows("escalations")] == ["call_not_found"]
+    assert records.audit(stranger) == ["call_not_found", "escalated"]
     assert records.rows("call_sessions") == []
+
+
+def test_a_call_whose_record_is_wiped_while_a_webhook_runs_hears_an_apology_and_an_agent(
+    app, dial, records, monkeypatch
+):
+    """The webhook loses its race to the wipe (the row it would update is gone), and there is no
+    stored reply to fall back on: sorry, and an agent."""
+    call = dial("en").choose_language()
+    save, store = Tx.save_session, app.extensions["ivr"].store
+
+    def wiped_meanwhile(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        with store.connection() as other:  # before this webhook commits
+            other.execute(sa.delete(call_sessions))
+
+    monkeypatch.setattr(Tx, "save_session", wiped_meanwhile)
+    call.press("1")
+    assert call.status == 200
+    assert call.said == ["apology", "transfer"] * 3  # in every language
+    assert call.queued
 
 
 def test_a_first_webhook_that_failed_still_reaches_an_agent_with_what_is_known(app, records, monkeypatch):

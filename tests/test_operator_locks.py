@@ -120,3 +120,25 @@ def test_a_prefix_is_taken_literally(app, cases):
     for pattern in ("%", "_", "%%", "_" * 4):
         assert counters_of(app).lift(pattern) == []
     assert sorted(lock_keys(app)) == before
+
+
+def test_counts_are_listed_up_to_the_very_end_of_their_window(app, clock, cases):
+    """A lock, its failures and the numbers' verifications are listed while the window still
+    reaches back to them, the last time at its very end."""
+    lock_out(app, cases["ordinary"])  # three calls from numbers of their own: verifications too
+    policy = app.extensions["ivr"].services.gate.policy
+    started = clock()
+
+    def kinds_listed_at(moment: dt.datetime) -> set[str]:
+        clock.now = moment
+        rows = counters_of(app).current(window(app), moment - dt.timedelta(hours=1))
+        return {row.kind for row in rows}
+
+    second = dt.timedelta(seconds=1)
+    for kind, span in (
+        ("verification", dt.timedelta(hours=1)),
+        ("failure", policy.failure_window),
+        ("lock", policy.lockout),
+    ):
+        assert kind in kinds_listed_at(started + span), kind
+        assert kind not in kinds_listed_at(started + span + second), kind

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from ivr import create_app
 from ivr.adapters.sms_twilio import TwilioSms
 from ivr.errors import BackendError
 from ivr.prompts import Spelled
-from ivr.store import sms_outbox
+from ivr.store import call_sessions, sms_outbox
 from tests.calls import Call, Records, sign
 from tests.conftest import BASE, TOKEN
 from tests.test_sms_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, FakeTwilio, twilio_server  # noqa: F401
@@ -214,3 +215,26 @@ def test_a_webhook_that_dies_before_its_commit_leaves_no_pin_in_the_way_of_its_r
     assert call.said == ["pin_sent", "goodbye"]
     assert len(provider.sent) == 1
     assert len(Records(app).rows("demo_temporary_pins")) == 1
+
+
+def test_a_twin_that_finished_the_call_while_the_sms_went_has_the_last_word(settings, clock, monkeypatch):
+    """While this webhook was sending the SMS, a twin of it finished the call: this one answers
+    what the twin saved, and changes nothing."""
+    provider = Provider()
+    app = create_app(settings, clock=clock, sms=provider)
+    line = app.extensions["ivr"]
+    deliver = type(line.outbox).deliver
+
+    def twin_finishes_meanwhile(self, call_sid, message):
+        sent = deliver(self, call_sid, message)
+        with line.store.connection() as connection:
+            c = call_sessions.c
+            query = sa.update(call_sessions).where(c.call_sid == call_sid)
+            connection.execute(query.values(turn=c.turn + 1, reply=line.renderer.goodbye("en")))
+        return sent
+
+    monkeypatch.setattr(type(line.outbox), "deliver", twin_finishes_meanwhile)
+    call = pin_call(app)
+    assert call.said == ["goodbye"] and call.hung_up
+    assert len(provider.sent) == 1
+    assert "sms_sent" not in Records(app).audit(call)

@@ -56,6 +56,15 @@ def test_an_sms_of_another_call_is_not_touched(app, records):
     assert status_of(app, "CA-other:pin") == "pending"
 
 
+def test_sending_one_calls_sms_claims_no_other_calls_waiting_sms(app, records):
+    queue_sms(app, "CA-other", "CA-other:pin", to="+4520123400")
+    message = queue_sms(app, "CA-mine", "CA-mine:pin", to="+4520123411")
+    outbox = dataclasses.replace(app.extensions["ivr"].outbox, patience=0.2)
+    assert outbox.deliver("CA-mine", message) == ("sent", "11")
+    assert status_of(app, "CA-other:pin") == "pending"
+    assert records.texts_to("+4520123400") == []
+
+
 @pytest.mark.parametrize("status", ["sent", "failed", "unknown"])
 def test_a_twin_finds_the_sms_handled_and_reports_how_it_fared(app, records, status):
     message = queue_sms(app, "CA2", "CA2:pin", to="+4520123499")
@@ -115,10 +124,19 @@ def test_a_message_whose_text_is_not_the_rows_is_never_sent(app, records):
     assert (row["status"], row["error"]) == ("failed", "its text was lost unsent")
 
 
+def test_a_message_that_can_no_longer_be_made_is_failed_and_never_sent(app, records):
+    queue_sms(app, "CA10", "CA10:pin")
+    spent = OutgoingSms("CA10:pin", "+4520123451", lambda: None)  # its PIN went to an earlier try
+    assert app.extensions["ivr"].outbox.deliver("CA10", spent) == ("failed", "51")
+    assert records.texts_to() == []
+    (row,) = records.rows("sms_outbox", key="CA10:pin")
+    assert (row["status"], row["error"]) == ("failed", "an attempt that did not finish issued its PIN")
+
+
 # -- the sweep -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("minutes", "settled"), [(4, False), (6, True)])
+@pytest.mark.parametrize(("minutes", "settled"), [(4, False), (5, False), (6, True)])
 def test_the_sweep_settles_rows_left_by_a_crash_after_five_minutes(app, clock, minutes, settled):
     line = app.extensions["ivr"]
     queue_sms(app, "CA7", "CA7:pending")
