@@ -372,7 +372,8 @@ class Line:
         return parsed(row.state).language if row else self.engine.languages[0]
 
     def _stored_reply(self, call_sid: str) -> str:
-        """What the call was last told: the answer for a webhook that lost a race to its twin."""
+        """What the call was last told: the answer for a webhook that lost a race to its twin (or,
+        its record wiped meanwhile, an apology and an agent, as for keys of an unknown call)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
             row = tx.session(call_sid)
-        return str(row.reply) if row else self.renderer.apology(self.engine.languages, to_agent=True)
+            return str(row.reply) if row else self._unknown_call(tx, call_sid)

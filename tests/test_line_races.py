@@ -89,6 +89,7 @@ def test_a_call_whose_record_is_wiped_while_a_webhook_runs_hears_an_apology_and_
     assert call.status == 200
     assert call.said == ["apology", "transfer"] * 3  # in every language
     assert call.queued
+    assert records.escalation(call)["reason"] == "call_not_found"  # the agent is told why
 
 
 def test_a_first_webhook_that_failed_still_reaches_an_agent_with_what_is_known(app, records, monkeypatch):
