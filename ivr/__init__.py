@@ -172,9 +172,10 @@ def _demo_backend(
 def _sms(settings: Settings, clock: Clock, demo_engine: sa.Engine) -> SmsSender:
     if settings.sms_backend == "embedded":
         return EmbeddedSms(demo_engine, clock)
-    from ivr.adapters.sms_twilio import TwilioSms
+    from ivr.adapters.sms_twilio import ToOnePhone, TwilioSms
 
-    return TwilioSms(
+    assert settings.demo_sms_to is not None  # the settings refuse twilio without it
+    twilio = TwilioSms(
         settings.twilio_account_sid,
         settings.twilio_auth_token,
         sender=None if settings.sms_messaging_service_sid else settings.sms_sender,
@@ -183,3 +184,4 @@ def _sms(settings: Settings, clock: Clock, demo_engine: sa.Engine) -> SmsSender:
         timeout=settings.sms_timeout_seconds,
         status_callback=f"{settings.public_base_url}/sms/status",
     )
+    return ToOnePhone(twilio, settings.demo_sms_to)

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     sms_backend: Literal["embedded", "twilio"] = "embedded"
     sms_sender: str | None = "MitID"
     sms_messaging_service_sid: str | None = None
+    demo_sms_to: str | None = Field(None, pattern=r"^\+[1-9][0-9]{7,14}$")
+    """With `IVR_SMS_BACKEND=twilio`: the one phone (your own, E.164) every SMS goes to. The only
+    register is the demo one, whose valid-looking mobiles may belong to real strangers."""
     sms_timeout_seconds: float = Field(5.0, gt=0, le=15)
     """The caller waits on the line for this, at most, to hear whether the SMS went."""
 
@@ -98,7 +101,7 @@ class Settings(BaseSettings):
         if key is not None and (len(key.strip()) < 32 or "change-me" in key):
             raise ValueError(
                 "must be at least 32 random characters (e.g. `python3 -c 'import secrets; "
-                "print(secrets.token_hex(32))'`), or unset to keep one in the data directory"
+                "print(secrets.token_hex(32))'`), or unset to keep one in the data directory (SQLite only)"
             )
         return value
 
@@ -110,6 +113,12 @@ class Settings(BaseSettings):
         embedded_token = self.twilio_auth_token.get_secret_value() == EMBEDDED_TOKEN
         if embedded_token and host not in LOOPBACK_HOSTS:
             raise ValueError("a line reachable from outside needs its own IVR_TWILIO_AUTH_TOKEN")
+        if self.sms_backend == "twilio" and self.demo_sms_to is None:
+            raise ValueError(
+                "IVR_SMS_BACKEND=twilio sends real SMS, but the register is the demo one, whose mobiles "
+                "may be real strangers' numbers: set IVR_DEMO_SMS_TO to your own phone (E.164), which "
+                "then gets every SMS"
+            )
         if self.shared_store and self.secret_key is None:
             raise ValueError(
                 "IVR_DATABASE_URL names a shared database, so every machine must key pseudonyms alike: "

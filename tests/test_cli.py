@@ -524,6 +524,7 @@ def test_other_bad_settings_are_named_with_their_value(shell: Shell) -> None:
     assert "IVR_QUESTIONS_ASKED='nine'" in lines[0] and "integer" in lines[0]
     _says(shell.run("audit", IVR_SMS_BACKEND="pigeon"), "IVR_SMS_BACKEND", "'embedded' or 'twilio'")
     _says(shell.run("escalations", IVR_QUESTIONS_PASS_MARK="5"), "IVR_QUESTIONS_PASS_MARK")
+    _says(shell.run("outbox", IVR_SMS_BACKEND="twilio"), "IVR_DEMO_SMS_TO", "your own phone")
 
 
 def test_a_public_url_with_the_demo_token_is_refused_in_two_lines(shell: Shell) -> None:

@@ -17,6 +17,7 @@ from ivr import create_app
 from ivr.adapters.sms_twilio import TwilioSms
 from ivr.errors import BackendError
 from ivr.prompts import Spelled
+from ivr.settings import Settings
 from ivr.store import call_sessions, sms_outbox
 from tests.calls import Call, Records, sign
 from tests.conftest import BASE, TOKEN
@@ -54,6 +55,28 @@ def test_twilio_took_it_the_caller_hears_sent(settings, clock, twilio_server):  
     assert (row["status"], row["to"], row["body"]) == ("sent", "+45 …51", "temporary_pin")
     assert row["provider_id"].startswith("SM")
     assert_no_pin_at_rest(app)
+
+
+def test_real_sms_for_demo_people_go_to_the_operators_own_phone_only(settings, clock, twilio_server):  # noqa: F811
+    """The demo mobiles look like real Danish numbers: with Twilio, every SMS goes to IVR_DEMO_SMS_TO."""
+    with pytest.raises(ValueError, match="IVR_DEMO_SMS_TO"):
+        Settings(**{**settings.model_dump(), "sms_backend": "twilio"})
+    real = Settings(
+        **{
+            **settings.model_dump(),
+            "sms_backend": "twilio",
+            "demo_sms_to": "+4571000000",
+            "twilio_account_sid": ACCOUNT_SID,
+            "sms_sender": SENDER,
+            "twilio_api_base_url": twilio_server.base_url,
+        }
+    )
+    app = create_app(real, clock=clock)
+    call = pin_call(app)
+    assert call.said == ["pin_sent", "goodbye"]
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51"))  # the person's mobile, masked
+    [seen] = twilio_server.seen
+    assert seen.form["To"] == ["+4571000000"] and PIN.search(seen.form["Body"][0])
 
 
 @pytest.mark.parametrize(
