@@ -170,10 +170,10 @@ class Library:
         recording = self.files[code][name]
         return f"{base}/media/{code}/{recording.path.name}?v={recording.version}"
 
-    def path(self, code: str, file_name: str) -> Path | None:
-        """The file for /media/<code>/<file_name>, if it is one found at start-up (never any other)."""
+    def recording(self, code: str, file_name: str) -> Recording | None:
+        """The recording for /media/<code>/<file_name>, if it is one found at start-up (never any other)."""
         recording = self.files.get(code, {}).get(Path(file_name).stem)
-        return recording.path if recording is not None and recording.path.name == file_name else None
+        return recording if recording is not None and recording.path.name == file_name else None
 
 
 @functools.lru_cache(maxsize=4096)

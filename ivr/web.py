@@ -164,12 +164,16 @@ def fallback() -> Response:
 
 
 def media_file(code: str, name: str) -> Response:
-    """A recording found in the audio folder at start-up; nothing else, whatever the path says."""
+    """A recording found in the audio folder at start-up; nothing else, whatever the path says.
+    A URL naming another version (`?v=`, the file's hash) is not this file: during a rolling
+    update a server with the old recording must not let caches keep it under the new URL."""
     library: Library = current_app.extensions["ivr.audio"]
-    path = library.path(code, name)
-    if path is None:
+    recording = library.recording(code, name)
+    if recording is None or request.args.get("v", recording.version) != recording.version:
         abort(404)
-    response = send_file(path, mimetype=MIME[path.suffix], conditional=True, etag=True)
+    path = recording.path
+    # The ETag is the file's hash, the same on every machine (not its modification time).
+    response = send_file(path, mimetype=MIME[path.suffix], conditional=True, etag=recording.version)
     response.headers["Cache-Control"] = f"public, max-age={MEDIA_MAX_AGE}, immutable"
     return response
 

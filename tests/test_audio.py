@@ -101,10 +101,13 @@ def test_media_is_served_without_a_signature_and_may_be_cached(app, dial):
     assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert answer.get_data() == (AUDIO / "kl" / "choose_language.wav").read_bytes()
     etag = answer.headers["ETag"]
+    assert etag == f'"{parts.query.removeprefix("v=")}"'  # the hash, alike on every machine
     answer.close()
     again = client.get(parts.path, headers={"If-None-Match": etag})
     assert again.status_code == 304
     again.close()
+    other = client.get(parts.path, query_string="v=deadbeef0000")  # another version: not this file
+    assert other.status_code == 404 and "immutable" not in other.headers.get("Cache-Control", "")
 
 
 @pytest.mark.parametrize(
