@@ -511,8 +511,9 @@ def _says(done: subprocess.CompletedProcess[str], *names: str) -> list[str]:
         ('{"weekly": {"mon": "25:00-26:00"}}', "'25:00-26:00' is not in the form HH:MM-HH:MM"),
         ('{"timezone": "Europe/Atlantis"}', "unknown timezone 'Europe/Atlantis'"),
         ('{"weekly": {"mon": "09:00-17:00"}, "lunch": "12:00-13:00"}', "lunch"),
+        ('{"weekly": {}}', "names no day"),
     ],
-    ids=["not JSON", "bad hours", "bad timezone", "unknown key"],
+    ids=["not JSON", "bad hours", "bad timezone", "unknown key", "no day"],
 )
 def test_bad_opening_hours_are_named(shell: Shell, value: str, problem: str) -> None:
     lines = _says(shell.run("demo", "people", IVR_OPENING_HOURS=value), "IVR_OPENING_HOURS")
