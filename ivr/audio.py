@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.prompts import Catalog, Language, OpeningTimes, Slot, Spelled
+from ivr.twilio_rules import audio_seconds
 
 EXTENSIONS = (".wav", ".mp3")
 MIME = {".wav": "audio/wav", ".mp3": "audio/mpeg"}
@@ -234,12 +235,19 @@ def problems(catalog: Catalog, library: Library) -> list[str]:
         for name, recording in recordings.items():
             if name not in known:
                 found.append(f"{recording.path}: extra recording: {code} has no prompt or piece {name!r}")
+            elif audio_seconds(recording.path.read_bytes()) is None:
+                found.append(f"{recording.path}: not WAV or MP3 audio Twilio can play")
             elif recording.peak is None and recording.path.suffix == ".wav":
                 found.append(f"{recording.path}: not a PCM WAV file this line can check")
             elif recording.peak is not None and recording.peak < SILENT_PEAK and name != PAUSE.name:
                 found.append(f"{recording.path}: silent recording (peak {recording.peak:.1%} of full scale)")
         if code not in catalog:
             found.append(f"{folder}: recordings for {code!r}, which has no prompt file")
+        found += [
+            f"{path}: not a recording the line plays (only {' or '.join(EXTENSIONS)}, named as the piece)"
+            for path in sorted(folder.iterdir())
+            if path.name != MANIFEST and path.is_file() and recordings.get(path.stem, None) is None
+        ]
     for code, lang in catalog.items():
         if lang.audio:
             missing = sorted(set(every_piece(lang)) - set(library.files.get(code, {})))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ivr import audio
+from ivr import audio, render
 from ivr.actions import outcomes
 from ivr.checks import CHECKS
 from ivr.errors import DefinitionError
@@ -57,6 +57,7 @@ def load(flows_dir: Path, prompts_dir: Path, flow_name: str) -> tuple[Flow, Cata
     found = [p for flow, path in flows.values() for p in problems(flow, catalog, path, prompts_dir)]
     if not found:
         found = audio.problems(catalog, audio.Library.scan(prompts_dir / "audio"))
+        found += render.stale(catalog, prompts_dir / "audio")
     if found:
         raise DefinitionError("call flows or prompts are broken:\n  " + "\n  ".join(found))
     if flow_name not in flows:

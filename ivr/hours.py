@@ -67,7 +67,7 @@ class OpeningHours(BaseModel):
     @classmethod
     def _valid_weekly(cls, value: dict[str, str]) -> dict[str, str]:
         if not value:  # callers would hear "we are open , except on public holidays"
-            raise ValueError("names no day: give at least one, e.g. {\"mon\": \"09:00-17:00\"}")
+            raise ValueError('names no day: give at least one, e.g. {"mon": "09:00-17:00"}')
         for day, text in value.items():
             if day not in DAY_KEYS:
                 raise ValueError(f"unknown day {day!r}; use one of {', '.join(DAY_KEYS)}")

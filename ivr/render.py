@@ -50,6 +50,31 @@ def run(catalog: Catalog, directory: Path, languages: list[str] | None, *, force
     return 0
 
 
+def _how(code: str, name: str, text: str) -> tuple[str, float, str]:
+    """The voice and the pause after it a piece is rendered with, and the stamp of both and its words."""
+    voice = NUMBER_VOICE.get(code, code) if NUMBER.match(name) else code
+    pad = CHARACTER_GAP if CHARACTER.match(name) else 0
+    said = f"{text} (then {pad} s)" if pad else text
+    return voice, pad, fingerprint(voice, said if name != PAUSE.name else f"pause {PAUSE_SECONDS}")
+
+
+def stale(catalog: Catalog, directory: Path) -> list[str]:
+    """Rendered pieces whose words changed since they were rendered: callers would hear the old ones."""
+    found = []
+    for code, lang in catalog.items():
+        manifest_path = directory / code / MANIFEST
+        if not manifest_path.exists():
+            continue
+        manifest: dict[str, str] = json.loads(manifest_path.read_text())
+        for name, text in sorted(every_piece(lang).items()):
+            if name in manifest and manifest[name] != _how(code, name, text)[2]:
+                found.append(
+                    f"{directory / code / name}.wav: rendered from other words than {code}.yaml's now "
+                    "(run `ivr prompts render`)"
+                )
+    return found
+
+
 def render_language(code: str, wanted: dict[str, str], folder: Path, force: bool) -> tuple[int, int]:
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / MANIFEST
@@ -60,10 +85,7 @@ def render_language(code: str, wanted: dict[str, str], folder: Path, force: bool
         recorded = (
             any((folder / f"{name}{ext}").exists() for ext in (".wav", ".mp3")) and name not in manifest
         )
-        voice = NUMBER_VOICE.get(code, code) if NUMBER.match(name) else code
-        pad = CHARACTER_GAP if CHARACTER.match(name) else 0
-        said = f"{text} (then {pad} s)" if pad else text
-        stamp = fingerprint(voice, said if name != PAUSE.name else f"pause {PAUSE_SECONDS}")
+        voice, pad, stamp = _how(code, name, text)
         if recorded or (not force and target.exists() and manifest.get(name) == stamp):
             kept += 1
             continue

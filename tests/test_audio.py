@@ -212,6 +212,26 @@ def test_a_silent_recording_is_reported(prompts):
     assert "goodbye.wav: silent recording" in refused(prompts)
 
 
+def test_a_recording_twilio_cannot_play_is_reported(prompts):
+    (prompts / "audio" / "kl" / "goodbye.wav").unlink()
+    (prompts / "audio" / "kl" / "goodbye.mp3").write_text("not audio")
+    assert "goodbye.mp3: not WAV or MP3 audio Twilio can play" in refused(prompts)
+
+
+def test_a_file_the_line_would_never_play_is_reported(prompts):
+    (prompts / "audio" / "da").mkdir()
+    (prompts / "audio" / "da" / "welcome.WAV").write_bytes(wav(1.0))
+    assert "welcome.WAV: not a recording the line plays" in refused(prompts)
+
+
+def test_rendered_audio_for_words_since_changed_is_reported(prompts):
+    path = prompts / "kl.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    old = data["prompts"]["goodbye"]
+    path.write_text(path.read_text(encoding="utf-8").replace(old, old + " qujanaq", 1), encoding="utf-8")
+    assert "goodbye.wav: rendered from other words than kl.yaml's now" in refused(prompts)
+
+
 def test_flows_check_warns_until_the_greenlandic_texts_are_reviewed(shell: Shell, prompts: Path):
     done = shell.run("flows", "check")
     assert done.returncode == 0, done.stderr
