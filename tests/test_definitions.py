@@ -394,6 +394,17 @@ def prompt_words(text: str) -> int:
     return len(re.sub(r"\{\w+\}", "slot", text).split())
 
 
+def test_the_closed_message_with_the_default_hours_filled_in_is_short_too() -> None:
+    """The hours fill one slot with many words: counted as the caller hears them."""
+    from ivr.hours import OpeningHours, describe
+    from ivr.prompts import OpeningTimes, load_catalog
+
+    hours = OpeningTimes(tuple(describe(OpeningHours())))
+    for code, lang in load_catalog(REPO / "prompts").items():
+        said = lang.text("closed", {"hours": hours})
+        assert len(said.split()) <= MAX_PROMPT_WORDS, f"{code}: {said}"
+
+
 def test_prompt_words_count_a_slot_as_one_word() -> None:
     assert prompt_words("You keyed {document_number}. Right? Press 1.") == 6
 

@@ -93,7 +93,9 @@ def test_closed_line_says_so_in_every_language_and_hangs_up(engine: Engine) -> N
     answer = reply(engine.on_outcome(pending, "closed", {"hours": "never"}))
     assert answer.end == "hangup"
     assert answer.listen is None
-    assert answer.speech == tuple(Utterance("closed", lang) for lang in LANGUAGES)
+    assert answer.speech == tuple(
+        Utterance(key, lang) for lang in LANGUAGES for key in ("closed", "closed_help")
+    )
     assert answer.slots["hours"] == "never"
 
 

@@ -347,13 +347,14 @@ def test_closed_line_says_the_hours_in_every_language_and_hangs_up(app, clock, d
     clock.now = moment
     call = dial()
     hours = OpeningTimes(tuple(describe(app.extensions["ivr.settings"].opening_hours)))
-    assert call.said == ["closed"] * 3
+    assert call.said == ["closed", "closed_help"] * 3
     for language in ("da", "en"):
         assert call.hears("closed", language, hours=hours)
+        assert call.hears("closed_help", language)
     assert "09:00" in call.heard and "17:00" in call.heard
     # Greenlandic is played: the hours from recorded pieces, the days by name, the hours as numbers
     played = call.played
-    assert played[0] == "kl/closed.0" and played[-1] == "kl/closed.1"
+    assert played[0] == "kl/closed.0" and played[-2:] == ["kl/closed.1", "kl/closed_help"]
     assert played[1:4] == ["kl/day_mon", "kl/hours_days.1", "kl/day_thu"]
     assert {"kl/num_9", "kl/num_17", "kl/num_16", "kl/day_sat", "kl/num_10", "kl/num_14"} <= set(played)
     assert call.hung_up
