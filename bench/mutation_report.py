@@ -10,7 +10,7 @@ tests noticed; a mutant no test reaches counts as surviving).
     .venv/bin/python bench/mutation_report.py --survivors   # also the mutants not killed
     .venv/bin/python bench/mutation_report.py --rerun       # the names not killed, to run again
     .venv/bin/python bench/mutation_report.py --refresh-copies  # drop mutmut's copies of the
-                                                            # files it does not mutate, and of tests/
+                                                            # files it does not mutate, tests/ and also_copy
 
 `mutmut show NAME` shows one mutant.
 """
@@ -66,6 +66,8 @@ def refresh_copies() -> None:
             if copy not in mutated:
                 copy.unlink()
     shutil.rmtree(ROOT / "mutants" / "tests", ignore_errors=True)
+    for folder in config().get("also_copy", []):  # data (prompts, audio) changes and loses files too
+        shutil.rmtree(ROOT / "mutants" / folder, ignore_errors=True)
 
 
 def load(path: str) -> Module | None:
