@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     demo_seed: int = 2026
     demo_people: int = Field(1000, ge=20)
 
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:

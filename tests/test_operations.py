@@ -354,3 +354,12 @@ def test_the_metrics_read_the_same_from_postgresql(postgres_url: str, tmp_path: 
         with admin.connect() as connection:
             connection.exec_driver_sql("DROP DATABASE IF EXISTS ivr_metrics WITH (FORCE)")
         admin.dispose()
+
+
+def test_an_empty_metrics_port_means_no_metrics_server(monkeypatch) -> None:
+    """`IVR_METRICS_PORT=` (as an env file or compose leaves it) is off, not a bad port."""
+    monkeypatch.setenv("IVR_METRICS_PORT", "")
+    assert Settings().metrics_port is None
+    monkeypatch.setenv("IVR_METRICS_PORT", "0")
+    with pytest.raises(ValueError, match="metrics_port"):
+        Settings()
