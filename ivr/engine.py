@@ -192,7 +192,7 @@ class Engine:
             return self._enter(step.on_no_input, state, (), {}, "")
         if state.tries >= self.flow.tries_allowed(step):
             return self._escalate(state, f"repeated_{kind}")
-        sorry = d.invalid_prompt
+        sorry = step.invalid_prompt or d.invalid_prompt
         if kind == "no_input":
             told = state.told_keys and d.no_input_again_prompt
             sorry = d.no_input_again_prompt if told and d.no_input_again_prompt else d.no_input_prompt

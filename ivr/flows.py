@@ -55,6 +55,8 @@ class _Listening(_Frozen):
     say: tuple[str, ...] = ()
     max_tries: int | None = Field(None, ge=1, le=5)
     on_no_input: str | None = None
+    invalid_prompt: str | None = None
+    """Said instead of the default after keys that do not fit: what this step needs."""
 
 
 class MenuStep(_Listening):
@@ -160,6 +162,9 @@ def prompt_keys(flow: Flow) -> set[str]:
         keys.add(flow.defaults.no_input_again_prompt)
     for step in flow.steps.values():
         keys.update(getattr(step, "say", ()))
+        invalid: str | None = getattr(step, "invalid_prompt", None)
+        if invalid:
+            keys.add(invalid)
     return keys
 
 

@@ -33,7 +33,10 @@ def at(dial, cases, language: str, step: str) -> Call:
 
 
 def apology(call: Call, key: str) -> list[str]:
-    """The apology a step starts its reprompt with (the language menu says it in each language)."""
+    """The apology a step starts its reprompt with (the language menu says it in each language;
+    a number of the wrong length is told the lengths)."""
+    if key == "invalid_input" and call.step == "document_number":
+        return ["document_number_invalid"]
     return [key] * (len(LANGUAGES) if call.step == "choose_language" else 1)
 
 
@@ -152,7 +155,7 @@ def test_a_document_number_of_neither_length_is_invalid(dial, language, keys, th
     call = dial(language).choose_language().press("1")
     words = call.step_words()
     call.press(keys)
-    assert call.said == ["invalid_input", *words]
+    assert call.said == ["document_number_invalid", *words]  # the lengths it takes, then the prompt
     call.press(then)
     assert call.said == ["confirm_document"]
 

@@ -233,8 +233,12 @@ def test_input_step_stores_the_digits_and_reads_them_back_spelled(engine: Engine
 def test_a_document_number_of_neither_length_is_invalid(engine: Engine, entry: str) -> None:
     answer = reply(engine.on_keys(at("document_number"), entry))
     assert answer.state.step == "document_number"
-    assert said(answer) == ["invalid_input", "document_number"]
+    assert said(answer) == ["document_number_invalid", "document_number"]  # the lengths, then again
     assert answer.state.collected == {}
+    assert (
+        CATALOG["en"].text("document_number_invalid")
+        == "A passport number has 9 digits, a driving licence number 8."
+    )
 
 
 @pytest.mark.parametrize("document_type", ["passport", "driving_licence"])
