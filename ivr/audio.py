@@ -143,6 +143,8 @@ class Recording:
     """The first hex digits of the file's SHA-256: in the URL, so a changed file gets a new one."""
     peak: float | None
     """The loudest sample as a fraction of full scale (None: not a WAV this can read)."""
+    playable: bool
+    """WAV or MP3 audio, as Twilio plays it."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,10 @@ class Library:
 def _recording(path: Path, mtime_ns: int, size: int) -> Recording:
     data = path.read_bytes()
     return Recording(
-        path, hashlib.sha256(data).hexdigest()[:12], peak(path) if path.suffix == ".wav" else None
+        path,
+        hashlib.sha256(data).hexdigest()[:12],
+        peak(path) if path.suffix == ".wav" else None,
+        audio_seconds(data) is not None,
     )
 
 
@@ -235,7 +240,7 @@ def problems(catalog: Catalog, library: Library) -> list[str]:
         for name, recording in recordings.items():
             if name not in known:
                 found.append(f"{recording.path}: extra recording: {code} has no prompt or piece {name!r}")
-            elif audio_seconds(recording.path.read_bytes()) is None:
+            elif not recording.playable:
                 found.append(f"{recording.path}: not WAV or MP3 audio Twilio can play")
             elif recording.peak is None and recording.path.suffix == ".wav":
                 found.append(f"{recording.path}: not a PCM WAV file this line can check")
