@@ -309,6 +309,8 @@ def test_ctrl_c_hangs_up_an_interactive_call_and_exits_130(line: Shell) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # As at a terminal: a shell's background job (a CI runner's, say) starts with Ctrl-C ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         heard = _read_until(phone.stdout, "keys> ", timeout=60)
