@@ -125,6 +125,7 @@ def line_server(work: Path, database_url: str | None, threads: int = 8) -> Itera
         "IVR_OPENING_HOURS": OPEN_ALWAYS,
         "IVR_CALLER_VERIFICATIONS_PER_HOUR": "1000000",
         "IVR_DEMO_PEOPLE": str(DEMO_PEOPLE),
+        "IVR_SECRET_KEY": "bench-secret-" + "5" * 40,  # required on a shared database
     }
     if database_url:
         env["IVR_DATABASE_URL"] = database_url

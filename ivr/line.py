@@ -251,8 +251,17 @@ class Line:
     def _webhook(self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]) -> str:
         """Run `work` in the call's transaction, then any action it left for after the commit."""
         try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
-                done = work(tx)
+            try:
+                with self.store.transaction(self.clock(), call_sid) as tx:
+                    done = work(tx)
+            except sa.exc.DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # The database dropped the connection (a restart, a failover), so nothing was
+                # written. The pool has dropped the rest, so the webhook runs once more.
+                log.warning("the database connection was lost; the webhook runs again")
+                with self.store.transaction(self.clock(), call_sid) as tx:
+                    done = work(tx)
         except Conflict:
             return self._stored_reply(call_sid)
         message = next(iter(tx.outgoing), None)

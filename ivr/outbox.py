@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ivr.errors import BackendError, DeliveryUnknown
 from ivr.ports import OutgoingSms, SmsSender
-from ivr.store import Store, moment, short_write, sms_outbox, sql
+from ivr.store import Store, moment, short_write, sms_outbox, sql, write_once
 
 log = logging.getLogger(__name__)
 UNRESOLVED_AFTER = dt.timedelta(minutes=5)
@@ -41,6 +41,8 @@ class Outbox:
         """Send the SMS the call queued last (its text in `message`; None once lost with a
         crashed process) unless it was handled already. Its status then (sent, failed, unknown),
         and the last two digits of the number it is for."""
+        if message is not None and write_once(self.store.engine, _CLAIM, (self.clock(), message.key)) == 1:
+            return self._send(message.key, message), message.to[-2:]  # the row this webhook queued
         # Without the text (a twin of the webhook that queued it), a pending row is left a
         # moment to the webhook that has the text: it claims it right after its commit, but
         # under load a twin that came back through Twilio can get here first.
@@ -124,10 +126,9 @@ class Outbox:
             )
 
     def _finish(self, key: str, **values: object) -> str:
-        with short_write(self.store.engine) as connection:
-            names = ", ".join(f"{name} = ?" for name in values)
-            params = [moment(connection, v) if isinstance(v, dt.datetime) else v for v in values.values()]
-            sql(connection, f'UPDATE sms_outbox SET {names} WHERE "key" = ?', (*params, key))
+        names = ", ".join(f"{name} = ?" for name in values)
+        update = f'UPDATE sms_outbox SET {names} WHERE "key" = ?'
+        write_once(self.store.engine, update, (*values.values(), key))
         return str(values["status"])
 
 

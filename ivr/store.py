@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -32,6 +33,8 @@ from ivr.ports import OutgoingSms
 from ivr.state import CallState
 
 metadata = sa.MetaData()
+PING_AFTER_IDLE = 5.0
+"""Seconds a pooled PostgreSQL connection may sit unused before it is checked at its next use."""
 UTC = dt.UTC
 IDLE_IN_TRANSACTION = dt.timedelta(seconds=15)
 """On PostgreSQL, a transaction whose client has sent nothing for this long is ended by the
@@ -160,14 +163,11 @@ def make_engine(url: str) -> sa.Engine:
     (`secure_delete`), so a scrubbed document number is not left in a free page.
     """
     if not url.startswith("sqlite"):
-        return sa.create_engine(
-            url,
-            hide_parameters=True,
-            pool_pre_ping=True,
-            pool_size=10,
-            max_overflow=20,
-            connect_args=_server_session(url),
+        engine = sa.create_engine(
+            url, hide_parameters=True, pool_size=10, max_overflow=20, connect_args=_server_session(url)
         )
+        _ping_when_idle(engine)
+        return engine
     # A webhook holds one connection: enough for every thread, and the desk and sweep beside.
     engine = sa.create_engine(
         url, hide_parameters=True, connect_args={"timeout": 30}, pool_size=32, max_overflow=32
@@ -190,6 +190,29 @@ def make_engine(url: str) -> sa.Engine:
         connection.connection.driver_connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     return engine
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Check a pooled connection is alive before use when it sat unused for PING_AFTER_IDLE: a
+    database restarted meanwhile then costs no webhook. A connection in steady use is not pinged
+    (SQLAlchemy's `pool_pre_ping` pings at every checkout: a round trip per webhook); should
+    the server go away under one, the pool drops all its connections at the first error."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")  # None: connected just now
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error:
+            alive = False
+        if not alive:
+            raise sa.exc.DisconnectionError("a pooled connection was closed")  # the pool reconnects
 
 
 def write_lock(engine: sa.Engine) -> AbstractContextManager[Any]:
@@ -255,6 +278,28 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
             pooled.close()
 
 
+def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
+    """One statement (`?` placeholders) in a transaction of its own, sent in one round trip (no
+    BEGIN or COMMIT of ours: the database commits it as it runs); the rows it changed."""
+    with write_lock(engine):
+        pooled = engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            if engine.dialect.name == "sqlite":
+                db: Conn = Db(driver)
+                stamped = [moment(db, v) if isinstance(v, dt.datetime) else v for v in params]
+                return int(driver.execute(text, stamped).rowcount)
+            driver.autocommit = True
+            try:
+                with driver.cursor() as cursor:
+                    cursor.execute(_paramstyle(text, "postgresql"), params)
+                    return int(cursor.rowcount)
+            finally:
+                driver.autocommit = False
+        finally:
+            pooled.close()
+
+
 @contextmanager
 def _written(db: Db) -> Iterator[Db]:
     db.driver.execute("BEGIN IMMEDIATE")
@@ -314,8 +359,10 @@ class SessionRow(NamedTuple):
     ended: bool
 
 
-Write = sa.Executable | tuple[str, tuple[Any, ...]]
-"""A statement for the commit: Core, or `sql`'s text and parameters."""
+Text = tuple[str, tuple[Any, ...]]
+"""A statement for `sql`: its text and parameters."""
+Write = sa.Executable | Text
+"""A statement for the commit: Core, or `sql`'s."""
 
 
 class Tx:
@@ -343,6 +390,8 @@ class Tx:
         self._reader = db if isinstance(db, sa.Connection) else None
         self.writes: list[Write] = []
         self.session_write: tuple[str, int | None, dict[str, Any]] | None = None
+        self._locked: dict[str, int] = {}
+        """PostgreSQL: the calls whose row this transaction holds locked, at the turn it read."""
         self.outgoing: list[OutgoingSms] = []
         """The SMS this webhook queued, with their text: kept in memory only, sent after the commit."""
         self._stamp = moment(db, now)
@@ -365,9 +414,18 @@ class Tx:
 
     def session(self, call_sid: str) -> SessionRow | None:
         query = "SELECT call_sid, state, turn, reply, ended FROM call_sessions WHERE call_sid = ?"
-        if self.postgres:
-            query += " FOR UPDATE"  # other machines' webhooks of this call wait for us
-        row = sql(self.db, query, (call_sid,)).fetchone()
+        if not self.postgres:
+            row = sql(self.db, query, (call_sid,)).fetchone()
+        else:
+            # Other machines' webhooks of this call wait for us; the row's turn cannot move
+            # until our commit. Sent in one round trip with the transaction's BEGIN.
+            assert isinstance(self.db, sa.Connection)
+            driver: Any = self.db.connection.driver_connection
+            with driver.pipeline(), driver.cursor() as cursor:
+                cursor.execute(_paramstyle(query + " FOR UPDATE", "postgresql"), (call_sid,))
+                row = cursor.fetchone()
+            if row:
+                self._locked[call_sid] = row[2]
         return SessionRow(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def save_session(
@@ -421,29 +479,20 @@ class Tx:
 
     def commit(self, writer: Conn) -> None:
         """Apply the writes; raise Conflict if the call moved on meanwhile."""
-        if self.session_write is not None:
-            call_sid, was, v = self.session_write
-            if was is None:
-                inserted = sql(
-                    writer,
-                    "INSERT INTO call_sessions (call_sid, state, turn, reply, started_at, updated_at, ended)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid) DO NOTHING",
-                    (call_sid, v["state"], v["turn"], v["reply"], self._stamp, self._stamp, v["ended"]),
-                )
-                if inserted.rowcount != 1:
-                    raise Conflict(call_sid)
-            else:
-                updated = sql(
-                    writer,
-                    "UPDATE call_sessions SET state = ?, turn = ?, reply = ?, updated_at = ?, ended = ?"
-                    " WHERE call_sid = ? AND turn = ?",
-                    (v["state"], v["turn"], v["reply"], self._stamp, v["ended"], call_sid, was),
-                )
-                if updated.rowcount != 1:
-                    raise Conflict(call_sid)
-        if self.postgres and len(self.writes) > 1 and not self.core_writes:
+        saved = self._session_statement()
+        texts = [statement for statement in self.writes if isinstance(statement, tuple)]
+        pipelined = self.postgres and len(texts) == len(self.writes)  # no Core statement among them
+        if pipelined and self._saved_from_locked_turn():
+            # The call's row is held at the turn it is saved from, so the update cannot miss:
+            # the writes and the COMMIT go in one round trip.
             assert isinstance(writer, sa.Connection)
-            _pipelined(writer, self.writes)  # type: ignore[arg-type]
+            _pipelined(writer, [saved, *texts] if saved else texts, commit=True)
+            return
+        if self.session_write is not None and saved is not None and sql(writer, *saved).rowcount != 1:
+            raise Conflict(self.session_write[0])
+        if pipelined and len(texts) > 1:
+            assert isinstance(writer, sa.Connection)
+            _pipelined(writer, texts)
             return
         for statement in self.writes:
             if isinstance(statement, tuple):
@@ -452,15 +501,43 @@ class Tx:
                 assert isinstance(writer, sa.Connection)
                 writer.execute(statement)
 
+    def _session_statement(self) -> tuple[str, tuple[Any, ...]] | None:
+        """The statement saving the call: a new call's row, or its row at turn `was` moved on."""
+        if self.session_write is None:
+            return None
+        call_sid, was, v = self.session_write
+        if was is None:
+            return (
+                "INSERT INTO call_sessions (call_sid, state, turn, reply, started_at, updated_at, ended)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid) DO NOTHING",
+                (call_sid, v["state"], v["turn"], v["reply"], self._stamp, self._stamp, v["ended"]),
+            )
+        return (
+            "UPDATE call_sessions SET state = ?, turn = ?, reply = ?, updated_at = ?, ended = ?"
+            " WHERE call_sid = ? AND turn = ?",
+            (v["state"], v["turn"], v["reply"], self._stamp, v["ended"], call_sid, was),
+        )
 
-def _pipelined(writer: sa.Connection, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """The writes sent to PostgreSQL in one round trip (psycopg's pipeline mode), not one each."""
+    def _saved_from_locked_turn(self) -> bool:
+        if self.session_write is None:
+            return True
+        call_sid, was, _ = self.session_write
+        return was is not None and self._locked.get(call_sid) == was
+
+
+def _pipelined(
+    writer: sa.Connection, writes: list[tuple[str, tuple[Any, ...]]], commit: bool = False
+) -> None:
+    """The writes sent to PostgreSQL in one round trip (psycopg's pipeline mode), not one each;
+    with `commit`, the COMMIT too (SQLAlchemy's own commit then finds nothing left to do)."""
     driver: Any = writer.connection.driver_connection
     integrity = writer.dialect.loaded_dbapi.IntegrityError
     try:
         with driver.pipeline(), driver.cursor() as cursor:
             for text, params in writes:
                 cursor.execute(_paramstyle(text, "postgresql"), params)
+            if commit:
+                driver.commit()
     except integrity as error:
         raise sa.exc.IntegrityError("the webhook's writes", None, error) from None
 

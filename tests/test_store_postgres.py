@@ -179,3 +179,67 @@ def test_a_retried_first_webhook_racing_itself_starts_one_call(
     events = [row["event"] for row in _rows(apps[0], audit_events, call.sid)]
     assert events.count("call_started") == 1
     assert "application_error" not in events
+
+
+def _kill_connections(url: str) -> int:
+    """Every other session of the line's database ended, as a restart of the server ends them."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as admin:
+        killed = admin.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    engine.dispose()
+    return int(killed)
+
+
+def test_a_call_goes_on_after_the_database_dropped_every_connection(
+    apps: tuple[Flask, Flask], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections the server closed (a restart, a failover) are found out before a
+    webhook uses them: the caller hears the next menu, not an apology."""
+    monkeypatch.setattr("ivr.store.PING_AFTER_IDLE", 0.0)  # the pool's connections count as idle
+    app = apps[0]
+    call = _dial(app).choose_language()
+    at = call.step
+    assert _kill_connections(postgres_url) >= 1
+    call.press("2")
+    assert call.status == 200 and call.listening
+    assert call.step not in (at, "unknown")
+    assert not [e for e in _rows(app, audit_events, call.sid) if e["event"] == "escalated"]
+
+
+def test_a_webhook_whose_connection_the_database_dropped_in_use_runs_again(
+    apps: tuple[Flask, Flask], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection lost under a webhook (no ping: it was in use a moment ago) costs the caller
+    nothing: nothing was written, so the webhook runs again on a new connection."""
+    monkeypatch.setattr("ivr.store.PING_AFTER_IDLE", 1e9)
+    app = apps[0]
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    asked = call.current_question()
+    assert _kill_connections(postgres_url) >= 1
+    call.press(_answer(call, person))
+    assert call.status == 200 and call.listening and call.current_question() != asked
+    events = [e["event"] for e in _rows(app, audit_events, call.sid)]
+    assert "escalated" not in events and events.count("verification_started") == 1
+
+
+def test_a_connection_in_steady_use_is_not_pinged(apps: tuple[Flask, Flask], postgres_url: str) -> None:
+    """A webhook on a connection used a moment ago goes straight to its statements (a ping per
+    webhook was a round trip each)."""
+    app = apps[0]
+    engine = app.extensions["ivr"].store.engine
+    pings: list[object] = []
+    original = engine.dialect.do_ping
+    engine.dialect.do_ping = lambda connection: pings.append(connection) or original(connection)  # type: ignore[method-assign]
+    try:
+        call = _dial(app).choose_language()
+        at = call.step
+        assert call.press("2").step != at
+    finally:
+        del engine.dialect.do_ping
+    assert pings == []

@@ -30,6 +30,8 @@ from ivr.ports import Address, Document, DocumentType, MitIdAccount, Person
 
 log = logging.getLogger(__name__)
 _BATCH = 5000
+_KEPT = 4096
+"""People a running line keeps once looked up (the callers of the last few minutes)."""
 _SMALL = 10_000
 """Registers up to this size are generated once per process and kept (tests build many data
 directories); larger ones are streamed into the database and never held."""
@@ -157,6 +159,10 @@ class DemoDirectory(Sequence[DemoPerson]):
         self._clock = clock
         info = built(engine)
         self._count = info.people if info else 0
+        # The register does not change under a running line (`ivr demo build` is for a stopped
+        # one), so a person looked up once a day is kept: a call asks for its caller's entry at
+        # each of its questions, as a line asks a real register, and pays the database once.
+        self._found = functools.lru_cache(maxsize=_KEPT)(self._look_up)
 
     def __len__(self) -> int:
         return self._count
@@ -180,21 +186,29 @@ class DemoDirectory(Sequence[DemoPerson]):
 
     def by_document(self, document: Document) -> DemoPerson | None:
         """The person holding this document, or None."""
-        held = sa.select(_DOCS.c.position).where(
-            _DOCS.c.number == document.number, _DOCS.c.type == document.type.value
-        )
-        found = self._where(_PEOPLE.c.position.in_(held.scalar_subquery()))
+        return self._found(document, None, self._day())
+
+    def by_cpr(self, cpr: str) -> DemoPerson | None:
+        """The person with this CPR number, or None."""
+        return self._found(None, cpr, self._day())
+
+    def _day(self) -> dt.date:
+        return self._clock().astimezone(dt.UTC).date()
+
+    def _look_up(self, document: Document | None, cpr: str | None, _day: dt.date) -> DemoPerson | None:
+        if document is None:
+            found = self._where(_PEOPLE.c.cpr == cpr)
+        else:
+            held = sa.select(_DOCS.c.position).where(
+                _DOCS.c.number == document.number, _DOCS.c.type == document.type.value
+            )
+            found = self._where(_PEOPLE.c.position.in_(held.scalar_subquery()))
         return found[0] if found else None
 
     def by_document_number(self, number: str) -> DemoPerson | None:
         """The person holding a document of this number, of either type, or None."""
         held = sa.select(_DOCS.c.position).where(_DOCS.c.number == number).limit(1)
         found = self._where(_PEOPLE.c.position == held.scalar_subquery())
-        return found[0] if found else None
-
-    def by_cpr(self, cpr: str) -> DemoPerson | None:
-        """The person with this CPR number, or None."""
-        found = self._where(_PEOPLE.c.cpr == cpr)
         return found[0] if found else None
 
     def cases(self) -> dict[str, DemoPerson]:
