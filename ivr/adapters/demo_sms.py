@@ -14,7 +14,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from ivr.adapters import demo_tables
-from ivr.store import moment, short_write, sql
+from ivr.store import write_once
 
 
 class EmbeddedSms:
@@ -27,12 +27,11 @@ class EmbeddedSms:
 
     def send(self, to: str, body: str) -> str:
         message_id = f"SM{uuid.uuid4().hex}"  # shaped like Twilio's message SIDs
-        with short_write(self._engine) as connection:
-            sql(
-                connection,
-                'INSERT INTO demo_sms_inbox (message_id, "to", body, received_at) VALUES (?, ?, ?, ?)',
-                (message_id, to, body, moment(connection, self._clock())),
-            )
+        write_once(
+            self._engine,
+            'INSERT INTO demo_sms_inbox (message_id, "to", body, received_at) VALUES (?, ?, ?, ?)',
+            (message_id, to, body, self._clock()),
+        )
         return message_id
 
     def received(self) -> dict[str, tuple[str, str]]:
