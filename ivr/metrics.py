@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import sqlalchemy as sa
 from flask import Flask, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from ivr import logs
@@ -66,8 +70,24 @@ def install(app: Flask, store: Store, clock: Callable[[], dt.datetime]) -> Colle
 
 
 def serve(registry: CollectorRegistry, host: str, port: int) -> None:
-    """Serve the registry at http://host:port/metrics in a daemon thread."""
-    start_http_server(port, addr=host, registry=registry)
+    """Serve the registry at http://host:port/metrics in a daemon thread (any other path: 404)."""
+    scrape = make_wsgi_app(registry)
+
+    def only_metrics(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/metrics":
+            return scrape(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"Not found: the metrics are at /metrics\n"]
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:  # the access log is the line's, not this
+            pass
+
+    server = make_server(host, port, only_metrics, Server, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 
 
 class WebhookMetrics:

@@ -363,3 +363,25 @@ def test_an_empty_metrics_port_means_no_metrics_server(monkeypatch) -> None:
     monkeypatch.setenv("IVR_METRICS_PORT", "0")
     with pytest.raises(ValueError, match="metrics_port"):
         Settings()
+
+
+def test_the_metrics_port_serves_the_metrics_and_nothing_else(app: Flask) -> None:
+    """The scrape answers at /metrics; any other path (a port scan, a typo) gets 404, not a copy."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from ivr import metrics
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    metrics.serve(app.extensions["ivr.metrics"], "127.0.0.1", port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        families = {f.name for f in text_string_to_metric_families(answer.read().decode())}
+    assert {"ivr_calls_finished", "ivr_agent_queue_length"} <= families
+    for path in ("/", "/metrics/", "/favicon.ico", "/voice"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+        assert refused.value.code == 404
+        refused.value.close()
