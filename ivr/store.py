@@ -264,14 +264,10 @@ def moment(connection: Conn, value: dt.datetime | None) -> Any:
 @contextmanager
 def short_write(engine: sa.Engine) -> Iterator[Conn]:
     """One short write transaction for `sql`'s statements: on SQLite on a pooled connection
-    with SQLAlchemy's Connection skipped (`BEGIN IMMEDIATE`, under the process's write lock); on
-    PostgreSQL pipelined (a statement whose result is read waits for it, the others do not)."""
+    with SQLAlchemy's Connection skipped (`BEGIN IMMEDIATE`, under the process's write lock)."""
     if engine.dialect.name != "sqlite":
         with engine.begin() as connection:
-            driver: Any = connection.connection.driver_connection
-            with driver.pipeline():  # BEGIN with the first statement, COMMIT with the last
-                yield connection
-                driver.commit()
+            yield connection
         return
     with write_lock(engine):
         pooled = engine.raw_connection()

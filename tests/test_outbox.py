@@ -21,6 +21,7 @@ from ivr.settings import Settings
 from ivr.store import call_sessions, sms_outbox
 from tests.calls import Call, Records, sign
 from tests.conftest import BASE, TOKEN
+from tests.postgres import SECRET
 from tests.test_sms_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, FakeTwilio, twilio_server  # noqa: F401
 
 PIN = re.compile(r"\b\d{8}\b")
@@ -124,24 +125,46 @@ class Provider:
         return f"SM{len(self.sent):032d}"
 
 
-def test_a_retry_of_the_pin_webhook_sends_no_second_sms(settings, clock):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request, settings):
+    """The line's settings on SQLite, and on a PostgreSQL database shared as by many machines."""
+    if request.param == "sqlite":
+        return settings
+    url = request.getfixturevalue("postgres_url")
+    return Settings(
+        data_dir=settings.data_dir,
+        public_base_url=BASE,
+        twilio_auth_token=TOKEN,
+        secret_key=SECRET,
+        database_url=url,
+        demo_backend_database_url=url,
+    )
+
+
+def _closed(app) -> None:
+    app.extensions["ivr"].store.engine.dispose()
+    app.extensions["ivr"].services.backend._engine.dispose()
+
+
+def test_a_retry_of_the_pin_webhook_sends_no_second_sms(store_settings, clock):
     provider = Provider()
-    app = create_app(settings, clock=clock, sms=provider)
+    app = create_app(store_settings, clock=clock, sms=provider)
     call = pin_call(app)
     last = call.requests[-1]
     for _ in range(3):
         call.send(last)
         assert call.said == ["pin_sent", "goodbye"]
     assert len(provider.sent) == 1
+    _closed(app)
 
 
 def test_a_crash_between_commit_and_send_never_sends_and_the_retry_goes_to_an_agent(
-    settings, clock, monkeypatch
+    store_settings, clock, monkeypatch
 ):
     """The process dies after the call's state and the outbox row were committed, before the
     SMS went: the text died with it, so the retried webhook sends nothing and hands over."""
     provider = Provider()
-    app = create_app(settings, clock=clock, sms=provider)
+    app = create_app(store_settings, clock=clock, sms=provider)
     line = app.extensions["ivr"]
     person = next(p for p in app.extensions["ivr.people"] if p.case == "ordinary")
     call = Call(app, TOKEN, BASE, language="en").dial().choose_language().identify(person, "temporary_pin")
@@ -167,6 +190,7 @@ def test_a_crash_between_commit_and_send_never_sends_and_the_retry_goes_to_an_ag
     [row] = Records(app).sms(call)
     assert row["status"] == "failed"
     assert Records(app).escalation(call)["reason"] == "sms_failed"
+    _closed(app)
 
 
 def answer_for(call: Call, person) -> str:
