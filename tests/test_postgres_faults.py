@@ -1,0 +1,58 @@
+"""The line on PostgreSQL when the network fails at the worst moment: the server committed a
+webhook's writes, and the answer to the COMMIT was lost with the connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from ivr import create_app
+from ivr.prompts import Spelled
+from ivr.settings import Settings
+from ivr.store import audit_events, sms_outbox
+from tests.calls import Clock
+from tests.conftest import BASE, OPEN_TIME, TOKEN
+from tests.pg_proxy import Proxy, proxied
+from tests.postgres import SECRET
+from tests.test_store_postgres import _answer, _close, _dial, _mette, _rows
+
+
+@pytest.fixture
+def cut(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Flask, Proxy]]:
+    """The line, its store reached through a proxy that can cut the connection at a COMMIT."""
+    with proxied(postgres_url) as proxy:
+        settings = Settings(
+            data_dir=tmp_path,
+            public_base_url=BASE,
+            twilio_auth_token=TOKEN,
+            secret_key=SECRET,
+            database_url=proxy.url(postgres_url),
+            demo_backend_database_url=postgres_url,
+        )
+        app = create_app(settings, clock=Clock(OPEN_TIME))
+        yield app, proxy
+        _close(app)
+
+
+def test_a_pin_order_whose_commit_answer_was_lost_still_sends_the_pin(cut: tuple[Flask, Proxy]) -> None:
+    """The webhook that orders the PIN committed, but never heard so: it must not run again as
+    if nothing had been written (the call moved on; a rerun finds its own turn taken and drops
+    the SMS it had queued)."""
+    app, proxy = cut
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    asked = app.extensions["ivr.settings"].questions_asked
+    for _ in range(asked - 1):
+        call.press(_answer(call, person) + "#")
+    proxy.cut_at_next_commit()
+    call.press(_answer(call, person) + "#")  # the answer that orders the PIN
+    assert proxy.cuts == 1
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
+    [sms] = _rows(app, sms_outbox, call.sid)
+    assert sms["status"] == "sent"
+    events = [row["event"] for row in _rows(app, audit_events, call.sid)]
+    assert "stale_webhook_ignored" not in events
+    assert events.count("pin_ordered") == events.count("sms_sent") == 1
