@@ -17,7 +17,15 @@ from tests.calls import Clock
 from tests.conftest import BASE, OPEN_TIME, TOKEN
 from tests.pg_proxy import Proxy, proxied
 from tests.postgres import SECRET
-from tests.test_store_postgres import _answer, _close, _dial, _mette, _rows
+from tests.test_store_postgres import _answer, _close, _dial, _kill_connections, _line, _mette, _rows
+
+
+@pytest.fixture
+def app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The line on PostgreSQL, reached directly."""
+    line = _line(postgres_url, tmp_path)
+    yield line
+    _close(line)
 
 
 @pytest.fixture
@@ -56,3 +64,30 @@ def test_a_pin_order_whose_commit_answer_was_lost_still_sends_the_pin(cut: tuple
     events = [row["event"] for row in _rows(app, audit_events, call.sid)]
     assert "stale_webhook_ignored" not in events
     assert events.count("pin_ordered") == events.count("sms_sent") == 1
+
+
+def test_a_pin_sent_while_the_database_restarted_is_recorded_as_sent(
+    app: Flask, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database drops every connection while the SMS provider takes the PIN (a restart, a
+    failover): the PIN went out, so the caller hears so and the outbox records it sent, as when
+    every pooled connection was checked before use."""
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    asked = app.extensions["ivr.settings"].questions_asked
+    for _ in range(asked - 1):
+        call.press(_answer(call, person) + "#")
+    sender = app.extensions["ivr"].outbox.sender
+    taken = sender.send
+
+    def send_then_restart(to: str, body: str) -> str:
+        provider_id = taken(to, body)
+        assert _kill_connections(postgres_url) >= 1
+        return provider_id
+
+    monkeypatch.setattr(sender, "send", send_then_restart)
+    call.press(_answer(call, person) + "#")  # the answer that orders the PIN
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
+    [sms] = _rows(app, sms_outbox, call.sid)
+    assert sms["status"] == "sent"
+    assert len(sender.received()) >= 1
