@@ -3,16 +3,18 @@ webhook's writes, and the answer to the COMMIT was lost with the connection."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from ivr import create_app
 from ivr.prompts import Spelled
 from ivr.settings import Settings
-from ivr.store import audit_events, sms_outbox
+from ivr.store import audit_events, call_sessions, sms_outbox
 from tests.calls import Clock
 from tests.conftest import BASE, OPEN_TIME, TOKEN
 from tests.pg_proxy import Proxy, proxied
@@ -91,3 +93,51 @@ def test_a_pin_sent_while_the_database_restarted_is_recorded_as_sent(
     [sms] = _rows(app, sms_outbox, call.sid)
     assert sms["status"] == "sent"
     assert len(sender.received()) >= 1
+
+
+def test_a_pin_call_on_connections_that_sat_idle_sends_the_pin(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pooled connection has sat idle past PING_AFTER_IDLE (a quiet line, or a pool grown
+    by a busy minute: the pool hands out its oldest connection first), so each is pinged at
+    checkout: the PIN still goes out, and the caller hears so."""
+    monkeypatch.setattr("ivr.store.PING_AFTER_IDLE", 0.0)
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin").answer_questions(person)
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
+    [sms] = _rows(app, sms_outbox, call.sid)
+    assert sms["status"] == "sent"
+
+
+def _dropped_every_connection(url: str) -> None:
+    """Every session of the line's database ended (as a restart ends them), and gone."""
+    assert _kill_connections(url) >= 1
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as admin:
+        for _ in range(500):
+            left = admin.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            ).scalar_one()
+            if left == 0:
+                break
+            time.sleep(0.01)
+    engine.dispose()
+
+
+def test_a_hang_up_right_after_a_database_restart_scrubs_the_call(app: Flask, postgres_url: str) -> None:
+    """The first webhook after a restart is not always one of the flow's (which runs again on a
+    lost connection): Twilio's end-of-call status must still scrub the caller's document number
+    at once, not two hours later at the sweep."""
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    [before] = _rows(app, call_sessions, call.sid)
+    assert person.person.documents[0].number in str(before["state"])
+    _dropped_every_connection(postgres_url)
+    call.hang_up()
+    [after] = _rows(app, call_sessions, call.sid)
+    assert after["ended"] is True
+    assert person.person.documents[0].number not in str(after["state"])
+    assert "call_ended" in [e["event"] for e in _rows(app, audit_events, call.sid)]
