@@ -3,13 +3,16 @@ webhook's writes, and the answer to the COMMIT was lost with the connection."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy import event
 
 from ivr import create_app
 from ivr.prompts import Spelled
@@ -84,7 +87,7 @@ def test_a_pin_sent_while_the_database_restarted_is_recorded_as_sent(
 
     def send_then_restart(to: str, body: str) -> str:
         provider_id = taken(to, body)
-        assert _kill_connections(postgres_url) >= 1
+        _dropped_every_connection(postgres_url)
         return provider_id
 
     monkeypatch.setattr(sender, "send", send_then_restart)
@@ -141,3 +144,53 @@ def test_a_hang_up_right_after_a_database_restart_scrubs_the_call(app: Flask, po
     assert after["ended"] is True
     assert person.person.documents[0].number not in str(after["state"])
     assert "call_ended" in [e["event"] for e in _rows(app, audit_events, call.sid)]
+
+
+def _end(url: str, pid: int) -> None:
+    """One session of the database ended by the server, and gone."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as admin:
+        admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        for _ in range(500):
+            gone = admin.execute(
+                sa.text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one()
+            if gone:
+                break
+            time.sleep(0.01)
+    engine.dispose()
+
+
+def test_an_sms_result_written_on_a_connection_dropped_as_it_was_taken_is_kept(
+    app: Flask, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection the outbox takes to record that the PIN went out is dropped by the server
+    just as it leaves the pool (after any check there): the result is written all the same."""
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    asked = app.extensions["ivr.settings"].questions_asked
+    for _ in range(asked - 1):
+        call.press(_answer(call, person) + "#")
+    engine = app.extensions["ivr"].store.engine
+    sender = app.extensions["ivr"].outbox.sender
+    taken, armed = sender.send, threading.Event()
+
+    def send_and_arm(to: str, body: str) -> str:
+        armed.set()
+        return str(taken(to, body))
+
+    def drop(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if armed.is_set():
+            armed.clear()
+            _end(postgres_url, dbapi_connection.info.backend_pid)
+
+    monkeypatch.setattr(sender, "send", send_and_arm)
+    event.listen(engine, "checkout", drop)
+    try:
+        call.press(_answer(call, person) + "#")  # the answer that orders the PIN
+    finally:
+        event.remove(engine, "checkout", drop)
+    assert not armed.is_set()  # the connection was dropped
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
+    [sms] = _rows(app, sms_outbox, call.sid)
+    assert sms["status"] == "sent" and sms["provider_id"]
