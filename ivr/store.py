@@ -280,24 +280,49 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
 
 def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
     """One statement (`?` placeholders) in a transaction of its own, sent in one round trip (no
-    BEGIN or COMMIT of ours: the database commits it as it runs); the rows it changed."""
+    BEGIN or COMMIT of ours: the database commits it as it runs); the rows it changed.
+
+    On PostgreSQL a pooled connection in steady use is not pinged (`_ping_when_idle`), so one the
+    server dropped (a restart, a failover) is found out here: the pool then drops every
+    connection as old, as SQLAlchemy does at such an error, and the statement runs once more on
+    a new one. Should the first have run after all (its answer lost with the connection), the
+    second finds nothing left to change: the statements given are made for that."""
     with write_lock(engine):
-        pooled = engine.raw_connection()
-        try:
-            driver: Any = pooled.driver_connection
-            if engine.dialect.name == "sqlite":
-                db: Conn = Db(driver)
+        if engine.dialect.name == "sqlite":
+            pooled = engine.raw_connection()
+            try:
+                db = Db(pooled.driver_connection)  # type: ignore[arg-type]
                 stamped = [moment(db, v) if isinstance(v, dt.datetime) else v for v in params]
-                return int(driver.execute(text, stamped).rowcount)
+                return int(db.driver.execute(text, stamped).rowcount)
+            finally:
+                pooled.close()
+        try:
+            return _autocommitted(engine, text, params)
+        except sa.exc.DisconnectionError:
+            return _autocommitted(engine, text, params)
+
+
+def _autocommitted(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
+    """`write_once` on PostgreSQL; DisconnectionError when the connection was found dropped."""
+    pooled = engine.raw_connection()
+    try:
+        driver: Any = pooled.driver_connection
+        try:
             driver.autocommit = True
             try:
                 with driver.cursor() as cursor:
                     cursor.execute(_paramstyle(text, "postgresql"), params)
                     return int(cursor.rowcount)
             finally:
-                driver.autocommit = False
-        finally:
-            pooled.close()
+                if not driver.closed:
+                    driver.autocommit = False
+        except engine.dialect.loaded_dbapi.Error as error:
+            if not engine.dialect.is_disconnect(error, driver, None):
+                raise
+            engine.pool._invalidate(pooled, error)  # as SQLAlchemy does at a disconnect of its own
+            raise sa.exc.DisconnectionError("the database dropped the connection") from None
+    finally:
+        pooled.close()
 
 
 @contextmanager
