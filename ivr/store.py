@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -193,10 +194,12 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def _ping_when_idle(engine: sa.Engine) -> None:
-    """Check a pooled connection is alive before use when it sat unused for PING_AFTER_IDLE: a
-    database restarted meanwhile then costs no webhook. A connection in steady use is not pinged
-    (SQLAlchemy's `pool_pre_ping` pings at every checkout: a round trip per webhook); should
-    the server go away under one, the pool drops all its connections at the first error."""
+    """Check a pooled connection is alive before use when it sat unused for PING_AFTER_IDLE, or
+    when the server sent it something while it sat in the pool (a restart's farewell and the
+    socket's end, seen without a round trip): a database restarted meanwhile then costs no
+    webhook, flow or not. Otherwise a connection in steady use is not pinged (SQLAlchemy's
+    `pool_pre_ping` pings at every checkout: a round trip per webhook); should the server go
+    away under one unseen (a cut network), the pool drops all its connections at the first error."""
 
     @event.listens_for(engine, "checkin")
     def _checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -205,7 +208,9 @@ def _ping_when_idle(engine: sa.Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("idle_since")  # None: connected just now
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+        if since is None:
+            return
+        if time.monotonic() - since < PING_AFTER_IDLE and not _spoken_to(dbapi_connection):
             return
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
@@ -213,6 +218,17 @@ def _ping_when_idle(engine: sa.Engine) -> None:
             alive = False
         if not alive:
             raise sa.exc.DisconnectionError("a pooled connection was closed")  # the pool reconnects
+
+
+def _spoken_to(dbapi_connection: Any) -> bool:
+    """Whether an idle connection has something to read: the server ended it (or, rarely, sent
+    a notice); one system call, no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # closed, or no poll here: ping
+        return True
 
 
 def write_lock(engine: sa.Engine) -> AbstractContextManager[Any]:
