@@ -250,18 +250,25 @@ class Line:
 
     def _webhook(self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]) -> str:
         """Run `work` in the call's transaction, then any action it left for after the commit."""
+        finished: str | ActionNeeded | None = None
         try:
             try:
                 with self.store.transaction(self.clock(), call_sid) as tx:
-                    done = work(tx)
+                    done = finished = work(tx)
             except sa.exc.DBAPIError as error:
                 if not error.connection_invalidated:
                     raise
-                # The database dropped the connection (a restart, a failover), so nothing was
-                # written. The pool has dropped the rest, so the webhook runs once more.
-                log.warning("the database connection was lost; the webhook runs again")
-                with self.store.transaction(self.clock(), call_sid) as tx:
-                    done = work(tx)
+                if finished is not None and self._committed(tx):
+                    # Lost at the COMMIT, which the server had carried out: the call goes on
+                    # from there (a rerun would find its turn taken, and drop the SMS).
+                    log.warning("the database connection was lost after the commit")
+                else:
+                    # The database dropped the connection (a restart, a failover) before the
+                    # commit, so nothing was written. The pool has dropped the rest, so the
+                    # webhook runs once more.
+                    log.warning("the database connection was lost; the webhook runs again")
+                    with self.store.transaction(self.clock(), call_sid) as tx:
+                        done = work(tx)
         except Conflict:
             return self._stored_reply(call_sid)
         message = next(iter(tx.outgoing), None)
@@ -269,6 +276,20 @@ class Line:
             done = self._after_commit(done, message)
             message = None
         return done
+
+    def _committed(self, tx: Tx) -> bool:
+        """Whether the writes of a webhook that lost its connection at the commit were committed
+        all the same: the call's row holds what it saved (read once the row's lock is free)."""
+        if tx.session_write is None:
+            return False
+        call_sid, _, saved = tx.session_write
+        with self.store.transaction(self.clock(), call_sid) as check:
+            row = check.session(call_sid)
+        return row is not None and (row.turn, row.state, row.reply) == (
+            saved["turn"],
+            saved["state"],
+            saved["reply"],
+        )
 
     def _after_commit(self, pending: ActionNeeded, message: OutgoingSms | None) -> str | ActionNeeded:
         """Deliver the SMS (the one after-commit action), then go on with the call."""
