@@ -298,14 +298,18 @@ class Line:
         try:
             with self.store.transaction(self.clock(), call_sid) as tx:
                 row = tx.session(call_sid)
-                if row is None or row.turn != pending.state.turn:
-                    return str(row.reply) if row else self._stored_reply(call_sid)
-                tx.audit(call_sid, f"sms_{status}")
-                slots = {"mobile_last_digits": Spelled(last_digits)}
-                result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
-                return self._settle(tx, result, was=row.turn)
+                if row is not None and row.turn != pending.state.turn:
+                    return str(row.reply)
+                if row is not None:
+                    tx.audit(call_sid, f"sms_{status}")
+                    slots = {"mobile_last_digits": Spelled(last_digits)}
+                    result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
+                    return self._settle(tx, result, was=row.turn)
         except Conflict:
-            return self._stored_reply(call_sid)
+            pass
+        # The call's record was wiped meanwhile (answered outside the transaction: it holds the
+        # call's lock), or a twin moved the call on first.
+        return self._stored_reply(call_sid)
 
     def _settle(self, tx: Tx, result: Result, was: int | None) -> str | ActionNeeded:
         """Run the actions the engine asks for, save the call, and give its TwiML; or, at an
