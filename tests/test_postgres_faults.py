@@ -194,3 +194,30 @@ def test_an_sms_result_written_on_a_connection_dropped_as_it_was_taken_is_kept(
     assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
     [sms] = _rows(app, sms_outbox, call.sid)
     assert sms["status"] == "sent" and sms["provider_id"]
+
+
+def test_a_pin_whose_sent_commit_answer_was_lost_is_told_as_sent(
+    cut: tuple[Flask, Proxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PIN went out and the call moved on to say so; the answer to that COMMIT was lost with
+    the connection: the caller hears the PIN was sent, not an apology and an agent."""
+    app, proxy = cut
+    person = _mette(app)
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    for _ in range(app.extensions["ivr.settings"].questions_asked - 1):
+        call.press(_answer(call, person) + "#")
+    sender = app.extensions["ivr"].outbox.sender
+    taken = sender.send
+
+    def send_then_cut(to: str, body: str) -> str:
+        provider_id = str(taken(to, body))
+        proxy.cut_at_next_commit()  # the call's next transaction: the SMS's outcome
+        return provider_id
+
+    monkeypatch.setattr(sender, "send", send_then_cut)
+    call.press(_answer(call, person) + "#")
+    assert proxy.cuts == 1
+    assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
+    events = [row["event"] for row in _rows(app, audit_events, call.sid)]
+    assert "escalated" not in events and "application_error" not in events
+    assert events.count("sms_sent") == 1
