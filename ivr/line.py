@@ -250,25 +250,8 @@ class Line:
 
     def _webhook(self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]) -> str:
         """Run `work` in the call's transaction, then any action it left for after the commit."""
-        finished: str | ActionNeeded | None = None
         try:
-            try:
-                with self.store.transaction(self.clock(), call_sid) as tx:
-                    done = finished = work(tx)
-            except sa.exc.DBAPIError as error:
-                if not error.connection_invalidated:
-                    raise
-                if finished is not None and self._committed(tx):
-                    # Lost at the COMMIT, which the server had carried out: the call goes on
-                    # from there (a rerun would find its turn taken, and drop the SMS).
-                    log.warning("the database connection was lost after the commit")
-                else:
-                    # The database dropped the connection (a restart, a failover) before the
-                    # commit, so nothing was written. The pool has dropped the rest, so the
-                    # webhook runs once more.
-                    log.warning("the database connection was lost; the webhook runs again")
-                    with self.store.transaction(self.clock(), call_sid) as tx:
-                        done = work(tx)
+            done, tx = self._in_transaction(call_sid, work)
         except Conflict:
             return self._stored_reply(call_sid)
         message = next(iter(tx.outgoing), None)
@@ -276,6 +259,30 @@ class Line:
             done = self._after_commit(done, message)
             message = None
         return done
+
+    def _in_transaction(
+        self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]
+    ) -> tuple[str | ActionNeeded, Tx]:
+        """`work` in the call's transaction, and the transaction. Should the database drop the
+        connection (a restart, a failover; the pool has dropped the rest), the work runs once
+        more on a new one, unless the COMMIT had been carried out all the same."""
+        finished: str | ActionNeeded | None = None
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                finished = work(tx)
+            return finished, tx
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            if finished is not None and self._committed(tx):
+                # The answer to the COMMIT was lost, not the COMMIT: a rerun would find its own
+                # turn taken (and drop the SMS this webhook queued).
+                log.warning("the database connection was lost after the commit")
+                return finished, tx
+        log.warning("the database connection was lost; the webhook runs again")
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            finished = work(tx)
+        return finished, tx
 
     def _committed(self, tx: Tx) -> bool:
         """Whether the writes of a webhook that lost its connection at the commit were committed
@@ -295,21 +302,24 @@ class Line:
         """Deliver the SMS (the one after-commit action), then go on with the call."""
         call_sid = pending.state.call_sid
         status, last_digits = self.outbox.deliver(call_sid, message)
+
+        def outcome(tx: Tx) -> str | ActionNeeded:
+            row = tx.session(call_sid)
+            if row is None:
+                return ""  # the call's record was wiped meanwhile: answered below
+            if row.turn != pending.state.turn:
+                return str(row.reply)
+            tx.audit(call_sid, f"sms_{status}")
+            slots = {"mobile_last_digits": Spelled(last_digits)}
+            result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
+            return self._settle(tx, result, was=row.turn)
+
         try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
-                row = tx.session(call_sid)
-                if row is not None and row.turn != pending.state.turn:
-                    return str(row.reply)
-                if row is not None:
-                    tx.audit(call_sid, f"sms_{status}")
-                    slots = {"mobile_last_digits": Spelled(last_digits)}
-                    result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
-                    return self._settle(tx, result, was=row.turn)
+            done, _ = self._in_transaction(call_sid, outcome)
         except Conflict:
-            pass
-        # The call's record was wiped meanwhile (answered outside the transaction: it holds the
-        # call's lock), or a twin moved the call on first.
-        return self._stored_reply(call_sid)
+            done = ""  # a twin moved the call on first
+        # Answered outside the transaction, which holds the call's lock.
+        return done if done != "" else self._stored_reply(call_sid)
 
     def _settle(self, tx: Tx, result: Result, was: int | None) -> str | ActionNeeded:
         """Run the actions the engine asks for, save the call, and give its TwiML; or, at an
