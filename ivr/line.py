@@ -357,8 +357,12 @@ class Line:
     def _scrub(self, tx: Tx, row: SessionRow, event: str, **detail: object) -> None:
         """The call is over: drop its secrets, and keep a goodbye as its last reply (the last
         reply may spell the document number or the user ID)."""
-        state = parsed(row.state).scrubbed()
-        tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
+        # A turn of its own: a webhook that read the call before (another process's, on SQLite)
+        # then loses its race, rather than writing the secrets back.
+        state = parsed(row.state).scrubbed().model_copy(update={"turn": row.turn + 1})
+        tx.save_session(
+            state.call_sid, state, state.turn, self.renderer.goodbye(state.language), was=row.turn
+        )
         tx.forget_desk_document(state.call_sid)  # the agent on the call cannot go on with it either
         tx.audit(state.call_sid, event, step=state.step, **detail)
 
