@@ -251,17 +251,7 @@ class Line:
     def _webhook(self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]) -> str:
         """Run `work` in the call's transaction, then any action it left for after the commit."""
         try:
-            try:
-                with self.store.transaction(self.clock(), call_sid) as tx:
-                    done = work(tx)
-            except sa.exc.DBAPIError as error:
-                if not error.connection_invalidated:
-                    raise
-                # The database dropped the connection (a restart, a failover), so nothing was
-                # written. The pool has dropped the rest, so the webhook runs once more.
-                log.warning("the database connection was lost; the webhook runs again")
-                with self.store.transaction(self.clock(), call_sid) as tx:
-                    done = work(tx)
+            done, tx = self._in_transaction(call_sid, work)
         except Conflict:
             return self._stored_reply(call_sid)
         message = next(iter(tx.outgoing), None)
@@ -270,21 +260,66 @@ class Line:
             message = None
         return done
 
+    def _in_transaction(
+        self, call_sid: str, work: Callable[[Tx], str | ActionNeeded]
+    ) -> tuple[str | ActionNeeded, Tx]:
+        """`work` in the call's transaction, and the transaction. Should the database drop the
+        connection (a restart, a failover; the pool has dropped the rest), the work runs once
+        more on a new one, unless the COMMIT had been carried out all the same."""
+        finished: str | ActionNeeded | None = None
+        try:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                finished = work(tx)
+            return finished, tx
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            if finished is not None and self._committed(tx):
+                # The answer to the COMMIT was lost, not the COMMIT: a rerun would find its own
+                # turn taken (and drop the SMS this webhook queued).
+                log.warning("the database connection was lost after the commit")
+                return finished, tx
+        log.warning("the database connection was lost; the webhook runs again")
+        with self.store.transaction(self.clock(), call_sid) as tx:
+            finished = work(tx)
+        return finished, tx
+
+    def _committed(self, tx: Tx) -> bool:
+        """Whether the writes of a webhook that lost its connection at the commit were committed
+        all the same: the call's row holds what it saved (read once the row's lock is free)."""
+        if tx.session_write is None:
+            return False
+        call_sid, _, saved = tx.session_write
+        with self.store.transaction(self.clock(), call_sid) as check:
+            row = check.session(call_sid)
+        return row is not None and (row.turn, row.state, row.reply) == (
+            saved["turn"],
+            saved["state"],
+            saved["reply"],
+        )
+
     def _after_commit(self, pending: ActionNeeded, message: OutgoingSms | None) -> str | ActionNeeded:
         """Deliver the SMS (the one after-commit action), then go on with the call."""
         call_sid = pending.state.call_sid
         status, last_digits = self.outbox.deliver(call_sid, message)
+
+        def outcome(tx: Tx) -> str | ActionNeeded:
+            row = tx.session(call_sid)
+            if row is None:
+                return ""  # the call's record was wiped meanwhile: answered below
+            if row.turn != pending.state.turn:
+                return str(row.reply)
+            tx.audit(call_sid, f"sms_{status}")
+            slots = {"mobile_last_digits": Spelled(last_digits)}
+            result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
+            return self._settle(tx, result, was=row.turn)
+
         try:
-            with self.store.transaction(self.clock(), call_sid) as tx:
-                row = tx.session(call_sid)
-                if row is None or row.turn != pending.state.turn:
-                    return str(row.reply) if row else self._stored_reply(call_sid)
-                tx.audit(call_sid, f"sms_{status}")
-                slots = {"mobile_last_digits": Spelled(last_digits)}
-                result = self.engine.on_outcome(pending, "sent" if status == "sent" else "failed", slots)
-                return self._settle(tx, result, was=row.turn)
+            done, _ = self._in_transaction(call_sid, outcome)
         except Conflict:
-            return self._stored_reply(call_sid)
+            done = ""  # a twin moved the call on first
+        # Answered outside the transaction, which holds the call's lock.
+        return done if done != "" else self._stored_reply(call_sid)
 
     def _settle(self, tx: Tx, result: Result, was: int | None) -> str | ActionNeeded:
         """Run the actions the engine asks for, save the call, and give its TwiML; or, at an
@@ -322,8 +357,12 @@ class Line:
     def _scrub(self, tx: Tx, row: SessionRow, event: str, **detail: object) -> None:
         """The call is over: drop its secrets, and keep a goodbye as its last reply (the last
         reply may spell the document number or the user ID)."""
-        state = parsed(row.state).scrubbed()
-        tx.save_session(state.call_sid, state, row.turn, self.renderer.goodbye(state.language), was=row.turn)
+        # A turn of its own: a webhook that read the call before (another process's, on SQLite)
+        # then loses its race, rather than writing the secrets back.
+        state = parsed(row.state).scrubbed().model_copy(update={"turn": row.turn + 1})
+        tx.save_session(
+            state.call_sid, state, state.turn, self.renderer.goodbye(state.language), was=row.turn
+        )
         tx.forget_desk_document(state.call_sid)  # the agent on the call cannot go on with it either
         tx.audit(state.call_sid, event, step=state.step, **detail)
 

@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -193,10 +194,12 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def _ping_when_idle(engine: sa.Engine) -> None:
-    """Check a pooled connection is alive before use when it sat unused for PING_AFTER_IDLE: a
-    database restarted meanwhile then costs no webhook. A connection in steady use is not pinged
-    (SQLAlchemy's `pool_pre_ping` pings at every checkout: a round trip per webhook); should
-    the server go away under one, the pool drops all its connections at the first error."""
+    """Check a pooled connection is alive before use when it sat unused for PING_AFTER_IDLE, or
+    when the server sent it something while it sat in the pool (a restart's farewell and the
+    socket's end, seen without a round trip): a database restarted meanwhile then costs no
+    webhook, flow or not. Otherwise a connection in steady use is not pinged (SQLAlchemy's
+    `pool_pre_ping` pings at every checkout: a round trip per webhook); should the server go
+    away under one unseen (a cut network), the pool drops all its connections at the first error."""
 
     @event.listens_for(engine, "checkin")
     def _checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -205,7 +208,9 @@ def _ping_when_idle(engine: sa.Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("idle_since")  # None: connected just now
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+        if since is None:
+            return
+        if time.monotonic() - since < PING_AFTER_IDLE and not _spoken_to(dbapi_connection):
             return
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
@@ -213,6 +218,17 @@ def _ping_when_idle(engine: sa.Engine) -> None:
             alive = False
         if not alive:
             raise sa.exc.DisconnectionError("a pooled connection was closed")  # the pool reconnects
+
+
+def _spoken_to(dbapi_connection: Any) -> bool:
+    """Whether an idle connection has something to read: the server ended it (or, rarely, sent
+    a notice); one system call, no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # closed, or no poll here: ping
+        return True
 
 
 def write_lock(engine: sa.Engine) -> AbstractContextManager[Any]:
@@ -280,24 +296,49 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
 
 def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
     """One statement (`?` placeholders) in a transaction of its own, sent in one round trip (no
-    BEGIN or COMMIT of ours: the database commits it as it runs); the rows it changed."""
+    BEGIN or COMMIT of ours: the database commits it as it runs); the rows it changed.
+
+    On PostgreSQL a pooled connection in steady use is not pinged (`_ping_when_idle`), so one the
+    server dropped (a restart, a failover) is found out here: the pool then drops every
+    connection as old, as SQLAlchemy does at such an error, and the statement runs once more on
+    a new one. Should the first have run after all (its answer lost with the connection), the
+    second finds nothing left to change: the statements given are made for that."""
     with write_lock(engine):
-        pooled = engine.raw_connection()
-        try:
-            driver: Any = pooled.driver_connection
-            if engine.dialect.name == "sqlite":
-                db: Conn = Db(driver)
+        if engine.dialect.name == "sqlite":
+            pooled = engine.raw_connection()
+            try:
+                db = Db(pooled.driver_connection)  # type: ignore[arg-type]
                 stamped = [moment(db, v) if isinstance(v, dt.datetime) else v for v in params]
-                return int(driver.execute(text, stamped).rowcount)
+                return int(db.driver.execute(text, stamped).rowcount)
+            finally:
+                pooled.close()
+        try:
+            return _autocommitted(engine, text, params)
+        except sa.exc.DisconnectionError:
+            return _autocommitted(engine, text, params)
+
+
+def _autocommitted(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
+    """`write_once` on PostgreSQL; DisconnectionError when the connection was found dropped."""
+    pooled = engine.raw_connection()
+    try:
+        driver: Any = pooled.driver_connection
+        try:
             driver.autocommit = True
             try:
                 with driver.cursor() as cursor:
                     cursor.execute(_paramstyle(text, "postgresql"), params)
                     return int(cursor.rowcount)
             finally:
-                driver.autocommit = False
-        finally:
-            pooled.close()
+                if not driver.closed:
+                    driver.autocommit = False
+        except engine.dialect.loaded_dbapi.Error as error:
+            if not engine.dialect.is_disconnect(error, driver, None):
+                raise
+            engine.pool._invalidate(pooled, error)  # as SQLAlchemy does at a disconnect of its own
+            raise sa.exc.DisconnectionError("the database dropped the connection") from None
+    finally:
+        pooled.close()
 
 
 @contextmanager
