@@ -314,31 +314,17 @@ def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
                 pooled.close()
         try:
             return _autocommitted(engine, text, params)
-        except sa.exc.DisconnectionError:
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
             return _autocommitted(engine, text, params)
 
 
 def _autocommitted(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
-    """`write_once` on PostgreSQL; DisconnectionError when the connection was found dropped."""
-    pooled = engine.raw_connection()
-    try:
-        driver: Any = pooled.driver_connection
-        try:
-            driver.autocommit = True
-            try:
-                with driver.cursor() as cursor:
-                    cursor.execute(_paramstyle(text, "postgresql"), params)
-                    return int(cursor.rowcount)
-            finally:
-                if not driver.closed:
-                    driver.autocommit = False
-        except engine.dialect.loaded_dbapi.Error as error:
-            if not engine.dialect.is_disconnect(error, driver, None):
-                raise
-            engine.pool._invalidate(pooled, error)  # as SQLAlchemy does at a disconnect of its own
-            raise sa.exc.DisconnectionError("the database dropped the connection") from None
-    finally:
-        pooled.close()
+    """`write_once` on PostgreSQL: SQLAlchemy's autocommit connection (no BEGIN, no COMMIT), which
+    drops the pool's connections itself when it finds one dropped."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return int(connection.exec_driver_sql(_paramstyle(text, "postgresql"), tuple(params)).rowcount)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from ivr.ports import Address, Document, DocumentType, MitIdAccount, Person
 log = logging.getLogger(__name__)
 _BATCH = 5000
 _KEPT = 4096
-"""People a running line keeps once looked up (the callers of the last few minutes)."""
+"""People a running line keeps once looked up (the callers of the last minute or so)."""
+_KEEP_FOR = 60.0
+"""Seconds a person looked up is kept (a register built meanwhile is read after at most this)."""
 _SMALL = 10_000
 """Registers up to this size are generated once per process and kept (tests build many data
 directories); larger ones are streamed into the database and never held."""
@@ -159,9 +162,10 @@ class DemoDirectory(Sequence[DemoPerson]):
         self._clock = clock
         info = built(engine)
         self._count = info.people if info else 0
-        # The register does not change under a running line (`ivr demo build` is for a stopped
-        # one), so a person looked up once a day is kept: a call asks for its caller's entry at
-        # each of its questions, as a line asks a real register, and pays the database once.
+        # A call asks for its caller's entry at each of its questions, as a line asks a real
+        # register: a person looked up is kept for up to _KEEP_FOR, so the call pays the database
+        # about once, and a register `ivr demo build` replaces under a running line is read
+        # within that time.
         self._found = functools.lru_cache(maxsize=_KEPT)(self._look_up)
 
     def __len__(self) -> int:
@@ -186,16 +190,20 @@ class DemoDirectory(Sequence[DemoPerson]):
 
     def by_document(self, document: Document) -> DemoPerson | None:
         """The person holding this document, or None."""
-        return self._found(document, None, self._day())
+        return self._found(document, None, *self._freshness())
 
     def by_cpr(self, cpr: str) -> DemoPerson | None:
         """The person with this CPR number, or None."""
-        return self._found(None, cpr, self._day())
+        return self._found(None, cpr, *self._freshness())
 
-    def _day(self) -> dt.date:
-        return self._clock().astimezone(dt.UTC).date()
+    def _freshness(self) -> tuple[dt.date, int]:
+        """What a kept person is valid for: the clock's day (a mobile's age counts from it), and
+        the current span of _KEEP_FOR seconds."""
+        return self._clock().astimezone(dt.UTC).date(), int(time.monotonic() // _KEEP_FOR)
 
-    def _look_up(self, document: Document | None, cpr: str | None, _day: dt.date) -> DemoPerson | None:
+    def _look_up(
+        self, document: Document | None, cpr: str | None, _day: dt.date, _span: int
+    ) -> DemoPerson | None:
         if document is None:
             found = self._where(_PEOPLE.c.cpr == cpr)
         else:
