@@ -15,10 +15,11 @@ from flask import Flask
 from sqlalchemy import event
 
 from ivr import create_app
+from ivr.adapters.demo_people import DemoPerson
 from ivr.prompts import Spelled
 from ivr.settings import Settings
 from ivr.store import audit_events, call_sessions, sms_outbox
-from tests.calls import Clock
+from tests.calls import Call, Clock
 from tests.conftest import BASE, OPEN_TIME, TOKEN
 from tests.pg_proxy import Proxy, proxied
 from tests.postgres import SECRET
@@ -56,10 +57,7 @@ def test_a_pin_order_whose_commit_answer_was_lost_still_sends_the_pin(cut: tuple
     the SMS it had queued)."""
     app, proxy = cut
     person = _mette(app)
-    call = _dial(app).choose_language().identify(person, "temporary_pin")
-    asked = app.extensions["ivr.settings"].questions_asked
-    for _ in range(asked - 1):
-        call.press(_answer(call, person) + "#")
+    call = _at_last_question(app, person)
     proxy.cut_at_next_commit()
     call.press(_answer(call, person) + "#")  # the answer that orders the PIN
     assert proxy.cuts == 1
@@ -78,10 +76,7 @@ def test_a_pin_sent_while_the_database_restarted_is_recorded_as_sent(
     failover): the PIN went out, so the caller hears so and the outbox records it sent, as when
     every pooled connection was checked before use."""
     person = _mette(app)
-    call = _dial(app).choose_language().identify(person, "temporary_pin")
-    asked = app.extensions["ivr.settings"].questions_asked
-    for _ in range(asked - 1):
-        call.press(_answer(call, person) + "#")
+    call = _at_last_question(app, person)
     sender = app.extensions["ivr"].outbox.sender
     taken = sender.send
 
@@ -110,6 +105,14 @@ def test_a_pin_call_on_connections_that_sat_idle_sends_the_pin(
     assert call.hears("pin_sent", mobile_last_digits=Spelled("51")), call.heard
     [sms] = _rows(app, sms_outbox, call.sid)
     assert sms["status"] == "sent"
+
+
+def _at_last_question(app: Flask, person: DemoPerson) -> Call:
+    """A PIN call answered right up to its last question (whose answer orders the PIN)."""
+    call = _dial(app).choose_language().identify(person, "temporary_pin")
+    for _ in range(app.extensions["ivr.settings"].questions_asked - 1):
+        call.press(_answer(call, person) + "#")
+    return call
 
 
 def _dropped_every_connection(url: str) -> None:
@@ -167,10 +170,7 @@ def test_an_sms_result_written_on_a_connection_dropped_as_it_was_taken_is_kept(
     """The connection the outbox takes to record that the PIN went out is dropped by the server
     just as it leaves the pool (after any check there): the result is written all the same."""
     person = _mette(app)
-    call = _dial(app).choose_language().identify(person, "temporary_pin")
-    asked = app.extensions["ivr.settings"].questions_asked
-    for _ in range(asked - 1):
-        call.press(_answer(call, person) + "#")
+    call = _at_last_question(app, person)
     engine = app.extensions["ivr"].store.engine
     sender = app.extensions["ivr"].outbox.sender
     taken, armed = sender.send, threading.Event()
@@ -203,9 +203,7 @@ def test_a_pin_whose_sent_commit_answer_was_lost_is_told_as_sent(
     the connection: the caller hears the PIN was sent, not an apology and an agent."""
     app, proxy = cut
     person = _mette(app)
-    call = _dial(app).choose_language().identify(person, "temporary_pin")
-    for _ in range(app.extensions["ivr.settings"].questions_asked - 1):
-        call.press(_answer(call, person) + "#")
+    call = _at_last_question(app, person)
     sender = app.extensions["ivr"].outbox.sender
     taken = sender.send
 
