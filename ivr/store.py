@@ -295,29 +295,24 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
 
 
 def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
-    """One statement (`?` placeholders) in a transaction of its own, sent in one round trip (no
-    BEGIN or COMMIT of ours: the database commits it as it runs); the rows it changed.
+    """One statement (`?` placeholders) in a transaction of its own; the rows it changed. On
+    PostgreSQL in one round trip (no BEGIN or COMMIT of ours: the database commits it as it runs).
 
     On PostgreSQL a pooled connection in steady use is not pinged (`_ping_when_idle`), so one the
     server dropped (a restart, a failover) is found out here: the pool then drops every
     connection as old, as SQLAlchemy does at such an error, and the statement runs once more on
     a new one. Should the first have run after all (its answer lost with the connection), the
     second finds nothing left to change: the statements given are made for that."""
-    with write_lock(engine):
-        if engine.dialect.name == "sqlite":
-            pooled = engine.raw_connection()
-            try:
-                db = Db(pooled.driver_connection)  # type: ignore[arg-type]
-                stamped = [moment(db, v) if isinstance(v, dt.datetime) else v for v in params]
-                return int(db.driver.execute(text, stamped).rowcount)
-            finally:
-                pooled.close()
-        try:
-            return _autocommitted(engine, text, params)
-        except sa.exc.DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            return _autocommitted(engine, text, params)
+    if engine.dialect.name == "sqlite":  # no round trips to save: the usual short write
+        with short_write(engine) as db:
+            stamped = [moment(db, v) if isinstance(v, dt.datetime) else v for v in params]
+            return int(sql(db, text, stamped).rowcount)
+    try:
+        return _autocommitted(engine, text, params)
+    except sa.exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        return _autocommitted(engine, text, params)
 
 
 def _autocommitted(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
