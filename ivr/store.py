@@ -181,7 +181,7 @@ def make_engine(url: str) -> sa.Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(dbapi_connection)
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
         dbapi_connection.execute("PRAGMA secure_delete=ON")
 
@@ -229,6 +229,25 @@ def _spoken_to(dbapi_connection: Any) -> bool:
         return bool(poller.poll(0))
     except Exception:  # closed, or no poll here: ping
         return True
+
+
+def _write_ahead_log(dbapi_connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (kept in the file, so set once). Two processes opening a
+    new file at once (`make run` starts the line and the desk together) can find it being
+    switched by the other: SQLite then answers "database is locked" at once, without its busy
+    wait, so look again a moment later."""
+    for _ in range(200):  # two seconds at most
+        try:
+            mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode == "wal":
+                return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+        time.sleep(0.01)
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")  # still locked: its error, as before
 
 
 def write_lock(engine: sa.Engine) -> AbstractContextManager[Any]:
