@@ -313,6 +313,22 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
             pooled.close()
 
 
+@contextmanager
+def short_read(engine: sa.Engine) -> Iterator[Conn]:
+    """A connection for `sql`'s reads, in no transaction of ours: on SQLite a pooled driver
+    connection (each statement reads a snapshot of its own); on PostgreSQL a pooled connection,
+    whose transaction the pool rolls back when it is returned."""
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as connection:
+            yield connection
+        return
+    pooled = engine.raw_connection()
+    try:
+        yield Db(pooled.driver_connection)  # type: ignore[arg-type]
+    finally:
+        pooled.close()
+
+
 def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
     """One statement (`?` placeholders) in a transaction of its own; the rows it changed. On
     PostgreSQL in one round trip (no BEGIN or COMMIT of ours: the database commits it as it runs).

@@ -19,11 +19,13 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 # One secret per run: pseudonyms (callers, identities) are fresh even in a database kept between
 # runs, so no lockout or velocity limit left by an earlier run can change what these tests see.
@@ -142,3 +144,31 @@ def postgres_url() -> Iterator[str]:
             )
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def own_database(postgres_url: str, prefix: str, needed_by: str) -> Iterator[str]:
+    """A new empty database on the test server (its URL), dropped after."""
+    server = sa.engine.make_url(postgres_url)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+
+    def admin() -> psycopg.Connection:
+        return psycopg.connect(
+            host=server.host,
+            port=server.port,
+            user=server.username,
+            password=server.password,
+            dbname=server.database,
+            autocommit=True,
+        )
+
+    try:
+        with admin() as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.errors.InsufficientPrivilege:
+        _unavailable(f"the PostgreSQL user may not CREATE DATABASE, which {needed_by} need")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,12 +19,12 @@ from typing import Any
 import jsonschema
 import pytest
 import requests
-import sqlalchemy as sa
 import yaml
 from flask import Flask
 
 from ivr.cli import _parser
 from ivr.settings import Settings
+from tests.postgres import own_database
 from tests.test_cli import IVR, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -244,14 +244,8 @@ def test_the_proxy_passes_on_every_webhook_and_nothing_else(app: Flask) -> None:
 @pytest.fixture
 def compose_database(postgres_url: str) -> Iterator[str]:
     """A fresh database on the throwaway cluster, as compose's `postgres` service starts empty."""
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS ivr_compose WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE ivr_compose")
-    yield sa.make_url(postgres_url).set(database="ivr_compose").render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS ivr_compose WITH (FORCE)")
-    admin.dispose()
+    with own_database(postgres_url, "ivr_compose", "the compose tests") as url:
+        yield url
 
 
 def service_env(service: dict[str, Any], database_url: str, home: Path) -> dict[str, str]:

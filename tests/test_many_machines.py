@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -41,7 +40,7 @@ from ivr.settings import Settings
 from ivr.store import IDLE_IN_TRANSACTION, call_sessions, make_engine
 from ivr.twilio_caller import Answer, Request
 from tests.calls import Call, Records
-from tests.postgres import _unavailable
+from tests.postgres import own_database
 from tests.test_cli import ALL_WEEK, IVR, _wait_until_answering, clean_environment, free_port, not_at_midnight
 from tests.test_handover import AGENT_PHONE, add_agent
 
@@ -137,40 +136,13 @@ class Line:
         return self.observer.extensions["ivr.people"].cases()[case]
 
 
-def _database(postgres_url: str) -> Iterator[str]:
-    """A database of this module's own on the test server, dropped after."""
-    server = sa.engine.make_url(postgres_url)
-    name = f"ivr_machines_{secrets.token_hex(4)}"
-
-    def admin() -> psycopg.Connection:
-        return psycopg.connect(
-            host=server.host,
-            port=server.port,
-            user=server.username,
-            password=server.password,
-            dbname=server.database,
-            autocommit=True,
-        )
-
-    try:
-        with admin() as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.errors.InsufficientPrivilege:
-        _unavailable("the PostgreSQL user may not CREATE DATABASE, which the many-machines tests need")
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin() as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 def line(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     """Two line servers started at once on a new database (both migrate it and build the demo
     register at their first start: one does, the other waits and finds it done)."""
     not_at_midnight()
     home = tmp_path_factory.mktemp("machines")
-    for url in _database(postgres_url):
+    with own_database(postgres_url, "ivr_machines", "the many-machines tests") as url:
         shared = {  # the demo systems (register, PINs, the demo phones' SMS) share the store's database
             "IVR_DATABASE_URL": url,
             "IVR_PUBLIC_BASE_URL": PUBLIC,

@@ -6,13 +6,12 @@ Each test runs on SQLite and on PostgreSQL; on PostgreSQL in a database of its o
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -27,7 +26,7 @@ from ivr.settings import Settings
 from ivr.store import make_engine, sms_outbox
 from tests.calls import Clock
 from tests.conftest import BASE, OPEN_TIME, TOKEN
-from tests.postgres import _unavailable
+from tests.postgres import own_database
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -156,33 +155,12 @@ def _old_demo(engine: sa.Engine) -> None:
 @pytest.fixture
 def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
     """Makes empty PostgreSQL databases on the test server; drops them after the test."""
-    server = sa.engine.make_url(postgres_url)
-    made: list[str] = []
+    with contextlib.ExitStack() as made:
 
-    def admin() -> psycopg.Connection:
-        return psycopg.connect(
-            host=server.host,
-            port=server.port,
-            user=server.username,
-            password=server.password,
-            dbname=server.database,
-            autocommit=True,
-        )
+        def new() -> str:
+            return made.enter_context(own_database(postgres_url, "ivr_migrations", "the migration tests"))
 
-    def new() -> str:
-        name = f"ivr_migrations_{secrets.token_hex(4)}"
-        try:
-            with admin() as connection:
-                connection.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.errors.InsufficientPrivilege:
-            _unavailable("the PostgreSQL user may not CREATE DATABASE, which the migration tests need")
-        made.append(name)
-        return server.set(database=name).render_as_string(hide_password=False)
-
-    yield new
-    with admin() as connection:
-        for name in made:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield new
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
