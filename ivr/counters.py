@@ -19,7 +19,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from ivr.store import Conn, Store, Tx, attempts, moment, sql
+from ivr.store import Conn, Store, Text, Tx, attempts, first_rows, moment, sql
 
 GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
 """A guess is taken when verification starts and becomes a failure or a pass at the decision;
@@ -71,26 +71,29 @@ class SqlCounters:
         return cls(store.connection, not store.sqlite)
 
     @contextmanager
-    def _holding(self, keys: Iterable[str]) -> Iterator[Conn]:
+    def _holding(
+        self, keys: Iterable[str], counts: Sequence[Text]
+    ) -> Iterator[tuple[Conn, list[tuple[int, ...]]]]:
+        """A decision on `keys`, with the `counts` read once the keys are held (on PostgreSQL
+        the keys' locks and the counts go in one round trip)."""
         with self.connect() as connection:
-            if self.postgres:
-                for key in sorted(set(keys)):  # always in the same order: no deadlock
-                    sql(connection, "SELECT pg_advisory_xact_lock(?)", (_advisory_id(key),))
-            yield connection
+            held = sorted(set(keys)) if self.postgres else []  # always in the same order: no deadlock
+            locks = [("SELECT pg_advisory_xact_lock(?)", (_advisory_id(key),)) for key in held]
+            rows = first_rows(connection, [*locks, *counts])
+            yield connection, [tuple(int(n) for n in row) for row in rows[len(locks) :]]
 
     def take(self, key: str, kind: str, limit: int, since: dt.datetime, now: dt.datetime) -> bool:
         """Count one `kind` for `key` if fewer than `limit` were counted since `since`."""
-        with self._holding([key]) as connection:
-            if _count(connection, key, (kind,), since) >= limit:
+        with self._holding([key], [_count(key, (kind,), since)]) as (connection, [(counted,)]):
+            if counted >= limit:
                 return False
             sql(connection, _INSERT, (key, kind, moment(connection, now)))
             return True
 
     def reserve_guess(self, keys: Sequence[str], limit: int, window: Window) -> list[int]:
         """Take one guess on every key, or none (empty) when any key is locked or used up."""
-        with self._holding(keys) as connection:
-            for key in keys:
-                locks, used = _standing(connection, key, window)
+        with self._holding(keys, [_standing(key, window) for key in keys]) as (connection, standing):
+            for locks, used in standing:
                 if locks or used >= limit:
                     return []
             at = moment(connection, window.now)
@@ -106,8 +109,9 @@ class SqlCounters:
         "failed", or "locked" when this failure brought a key to `limit` failures in its window."""
         if not guesses:
             return "failed"
-        with self._holding(keys) as connection:
-            stands = passed and not any(_locked(connection, key, window) for key in keys)
+        with self._holding(keys, [_locks(key, window) for key in keys]) as (connection, counted):
+            locks = [n for (n,) in counted]
+            stands = passed and not any(locks)
             marks = ", ".join("?" * len(guesses))
             sql(
                 connection,
@@ -118,9 +122,9 @@ class SqlCounters:
                 return "passed"
             newly = [
                 key
-                for key in keys
-                if not _locked(connection, key, window)
-                and _count(connection, key, (FAILURE,), window.failures_since) >= limit
+                for key, locked in zip(keys, locks, strict=True)
+                if not locked
+                and _counted(connection, _count(key, (FAILURE,), window.failures_since)) >= limit
             ]
             for key in newly:
                 sql(connection, _INSERT, (key, LOCK, moment(connection, window.now)))
@@ -128,7 +132,7 @@ class SqlCounters:
 
     def is_locked(self, key: str, window: Window) -> bool:
         with self.connect() as connection:
-            return _locked(connection, key, window)
+            return _counted(connection, _locks(key, window)) > 0
 
     def current(self, window: Window, verifications_since: dt.datetime) -> list[LockRow]:
         """Locked identities and calling numbers with verifications in the last hour."""
@@ -165,23 +169,26 @@ class SqlCounters:
 _INSERT = "INSERT INTO attempts (key, kind, at) VALUES (?, ?, ?)"
 
 
-def _count(connection: Conn, key: str, kinds: Sequence[str], since: dt.datetime) -> int:
+def _count(key: str, kinds: Sequence[str], since: dt.datetime) -> Text:
+    """The statement counting `kinds` for `key` since `since`."""
     marks = ", ".join("?" * len(kinds))
     query = f"SELECT count(*) FROM attempts WHERE key = ? AND kind IN ({marks}) AND at >= ?"
-    return int(sql(connection, query, (key, *kinds, moment(connection, since))).fetchone()[0])
+    return query, (key, *kinds, since)
 
 
-def _locked(connection: Conn, key: str, window: Window) -> bool:
-    return _count(connection, key, (LOCK,), window.locked_since) > 0
+def _locks(key: str, window: Window) -> Text:
+    """The statement counting a key's locks in force."""
+    return _count(key, (LOCK,), window.locked_since)
 
 
-def _standing(connection: Conn, key: str, window: Window) -> tuple[int, int]:
+def _counted(connection: Conn, count: Text) -> int:
+    return int(first_rows(connection, [count])[0][0])
+
+
+def _standing(key: str, window: Window) -> Text:
     """A key's locks in force, and its guesses and failures in the window, in one statement."""
     query = (
         "SELECT count(*) FILTER (WHERE kind = ? AND at >= ?),"
         " count(*) FILTER (WHERE kind IN (?, ?) AND at >= ?) FROM attempts WHERE key = ?"
     )
-    since = moment(connection, window.failures_since)
-    params = (LOCK, moment(connection, window.locked_since), GUESS, FAILURE, since, key)
-    locks, used = sql(connection, query, params).fetchone()
-    return int(locks), int(used)
+    return query, (LOCK, window.locked_since, GUESS, FAILURE, window.failures_since, key)

@@ -296,6 +296,10 @@ def moment(connection: Conn, value: dt.datetime | None) -> Any:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def _stamped(connection: Conn, params: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(moment(connection, v) if isinstance(v, dt.datetime) else v for v in params)
+
+
 @contextmanager
 def short_write(engine: sa.Engine) -> Iterator[Conn]:
     """One short write transaction for `sql`'s statements: on SQLite on a pooled connection
@@ -340,14 +344,42 @@ def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:
     second finds nothing left to change: the statements given are made for that."""
     if engine.dialect.name == "sqlite":  # no round trips to save: the usual short write
         with short_write(engine) as db:
-            stamped = [moment(db, v) if isinstance(v, dt.datetime) else v for v in params]
-            return int(sql(db, text, stamped).rowcount)
+            return int(sql(db, text, _stamped(db, params)).rowcount)
     try:
         return _autocommitted(engine, text, params)
     except sa.exc.DBAPIError as error:
         if not error.connection_invalidated:
             raise
         return _autocommitted(engine, text, params)
+
+
+def write_together(engine: sa.Engine, statements: Sequence[Text]) -> None:
+    """Statements (`?` placeholders) in one transaction of their own: on PostgreSQL sent with
+    the COMMIT in one round trip, not one each. A constraint violation is IntegrityError."""
+    if engine.dialect.name == "sqlite":
+        with short_write(engine) as db:
+            for text, params in statements:
+                sql(db, text, _stamped(db, params))
+        return
+    with engine.begin() as connection:
+        _pipelined(connection, list(statements), commit=True)
+
+
+def first_rows(connection: Conn, statements: Sequence[Text]) -> list[Any]:
+    """Each statement's first row (None when it has none), run in order in the connection's
+    transaction: on PostgreSQL all in one round trip (psycopg's pipeline mode). Datetimes among
+    the parameters are passed as `moment` gives them."""
+    if isinstance(connection, Db) or connection.dialect.name != "postgresql":
+        return [sql(connection, text, _stamped(connection, params)).fetchone() for text, params in statements]
+    driver: Any = connection.connection.driver_connection
+    with driver.pipeline():
+        cursors = [driver.cursor() for _ in statements]
+        for cursor, (text, params) in zip(cursors, statements, strict=True):
+            cursor.execute(_paramstyle(text, "postgresql"), params)
+    rows = [cursor.fetchone() for cursor in cursors]
+    for cursor in cursors:
+        cursor.close()
+    return rows
 
 
 def _autocommitted(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:

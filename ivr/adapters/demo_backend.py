@@ -22,7 +22,7 @@ from ivr.adapters import demo_tables
 from ivr.adapters.demo_directory import DemoDirectory
 from ivr.errors import BackendError
 from ivr.ports import IssuedPin, MitIdAccount
-from ivr.store import moment, short_write, sql
+from ivr.store import write_together
 
 PIN_DIGITS = 8
 
@@ -93,21 +93,23 @@ class DemoMitIdBackend:
         now = _utc(self._clock())
         expires_at = now + self._validity
         cpr_hash = self.cpr_hash(cpr)
+        code_hash = _code_hash(self._key, code, salt)
         try:
-            with short_write(self._engine) as conn:
-                at = (moment(conn, now), moment(conn, expires_at))
-                code_hash = _code_hash(self._key, code, salt)
-                sql(  # UNIQUE request_key: the guard
-                    conn,
-                    "INSERT INTO demo_temporary_pins (cpr_hash, request_key, code_hash, salt, issued_at,"
-                    " expires_at, superseded) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (cpr_hash, request_key, code_hash, salt, *at, False),
-                )
-                sql(
-                    conn,
-                    "UPDATE demo_temporary_pins SET superseded = ? WHERE cpr_hash = ? AND request_key != ?",
-                    (True, cpr_hash, request_key),
-                )
+            write_together(
+                self._engine,
+                [
+                    (  # UNIQUE request_key: the guard
+                        "INSERT INTO demo_temporary_pins (cpr_hash, request_key, code_hash, salt, issued_at,"
+                        " expires_at, superseded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (cpr_hash, request_key, code_hash, salt, now, expires_at, False),
+                    ),
+                    (
+                        "UPDATE demo_temporary_pins SET superseded = ?"
+                        " WHERE cpr_hash = ? AND request_key != ?",
+                        (True, cpr_hash, request_key),
+                    ),
+                ],
+            )
         except IntegrityError:
             return None
         return IssuedPin(code=code, expires_at=expires_at)
