@@ -17,9 +17,10 @@ language, menu, document number, confirm, three questions whose answers the clie
 up in the demo register, then the PIN by SMS): 8 webhooks a call, every one signed as Twilio
 signs it. The bare app gets the very same requests. At 4 and at 32 calls in flight, the two apps
 are measured alternately (bare, line, bare, line, ...) `--runs` times in one run, so a busy
-moment on the machine hits both; printed: webhooks/s, p50/p99 of each, the ratio line/bare with
-min/median/max over the runs, and the line's PIN webhook (the last: the verification is decided
-and the SMS sent) against a menu webhook (the third: the main menu).
+moment on the machine hits both; printed: webhooks/s, p50/p99 of each, the server process's CPU
+time (user and system, from /proc) a webhook, the ratio line/bare with min/median/max over the
+runs, and the line's PIN webhook (the last: the verification is decided and the SMS sent)
+against a menu webhook (the third: the main menu).
 
 `human`: open-loop arrivals (Poisson) of whole calls at the rate that keeps `--simultaneous`
 calls going, each caller keying 2-4 s (uniform) after hearing the line's answer. After a warm-up
@@ -70,6 +71,14 @@ _FLUSH = " (synchronous_commit=off)" if "--no-flush-wait" in sys.argv else ""
 
 # -- the servers -------------------------------------------------------------------------------
 
+SERVER_PIDS: dict[str, int] = {}
+
+
+def server_cpu(base: str) -> float:
+    """CPU seconds (user and system) the server at `base` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{SERVER_PIDS[base]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -102,7 +111,9 @@ def _server(args: list[str], env: dict[str, str], port: int, log: Path) -> Itera
         )
     try:
         _wait_until_up(port, process, log)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        SERVER_PIDS[base] = process.pid
+        yield base
     finally:
         process.terminate()
         try:
@@ -371,17 +382,18 @@ def fair(args: argparse.Namespace, work: Path, database_url: str | None) -> None
                         for name, base in (("bare", bare_base), ("line", line_base)):
                             share = people[offset:] + people[:offset]
                             client = Client(base, share, questions, name == "line", http)
-                            cpu = time.process_time()
+                            cpu, served = time.process_time(), server_cpu(base)
                             calls = args.calls if run else max(8, in_flight)
                             elapsed = await closed_loop(client, calls, in_flight)
                             cpu = (time.process_time() - cpu) / elapsed
                             offset = (offset + calls) % len(people)
                             every = [x for per in client.latencies for x in per]
-                            results[name] = (len(every) / elapsed, every, client, cpu)
+                            served = (server_cpu(base) - served) / len(every)
+                            results[name] = (len(every) / elapsed, every, client, cpu, served)
                         if not run:
                             continue
-                        (bare_rate, bare_lat, _, bare_cpu) = results["bare"]
-                        (line_rate, line_lat, line_client, line_cpu) = results["line"]
+                        (bare_rate, bare_lat, _, bare_cpu, bare_served) = results["bare"]
+                        (line_rate, line_lat, line_client, line_cpu, line_served) = results["line"]
                         ratios.append(line_rate / bare_rate)
                         pin = _ms(line_client.latencies[PIN_WEBHOOK], 0.5)
                         menu = _ms(line_client.latencies[MENU_WEBHOOK], 0.5)
@@ -389,8 +401,10 @@ def fair(args: argparse.Namespace, work: Path, database_url: str | None) -> None
                         line_q = f"p50 {_ms(line_lat, 0.5):5.1f} p99 {_ms(line_lat, 0.99):6.1f} ms"
                         rows.append(
                             f"  {in_flight:3} in flight, run {run}: "
-                            f"bare {bare_rate:7.0f}/s {bare_q} (client CPU {bare_cpu:4.0%}) | "
-                            f"line {line_rate:6.0f}/s {line_q} (client CPU {line_cpu:4.0%}), "
+                            f"bare {bare_rate:7.0f}/s {bare_q} "
+                            f"(server {1000 * bare_served:.2f} ms CPU/webhook, client {bare_cpu:4.0%}) | "
+                            f"line {line_rate:6.0f}/s {line_q} "
+                            f"(server {1000 * line_served:.2f} ms CPU/webhook, client {line_cpu:4.0%}), "
                             f"errors {line_client.errors} | ratio {line_rate / bare_rate:.2f} | "
                             f"PIN p50 {pin:5.1f} ms, menu p50 {menu:5.1f} ms ({pin / menu:.1f}x)"
                         )
