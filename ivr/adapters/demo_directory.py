@@ -23,7 +23,8 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from types import SimpleNamespace
+from typing import Any, overload
 
 import sqlalchemy as sa
 
@@ -170,38 +171,15 @@ _BY = {
 _DATES = frozenset(c.name for c in _PEOPLE.c if isinstance(c.type, sa.Date))
 
 
-class _Row(NamedTuple):
-    """A `demo_people` row read by `sql`, with the values Core would give (SQLite keeps dates
-    as text and booleans as integers)."""
-
-    position: int
-    cpr: str
-    case: str | None
-    name: str
-    birth_date: dt.date
-    sex: str
-    street: str
-    house_number: str
-    postcode: str
-    city: str
-    moved_in: dt.date
-    mother_birth_year: int | None
-    father_birth_year: int | None
-    spouse_birth_date: dt.date | None
-    children_birth_dates: str
-    user_id: str | None
-    mobile: str | None
-    mobile_age_seconds: int | None
-    backend_fails: bool
-
-    @classmethod
-    def of(cls, values: Sequence[Any]) -> _Row:
-        row = dict(zip(cls._fields, values, strict=True))
-        for name in _DATES:
-            if isinstance(row[name], str):
-                row[name] = dt.date.fromisoformat(row[name])
-        row["backend_fails"] = bool(row["backend_fails"])
-        return cls(**row)
+def _row_read(values: Sequence[Any]) -> SimpleNamespace:
+    """A `demo_people` row read by `sql`, with the values Core would give (SQLite keeps dates as
+    text and booleans as integers)."""
+    row = dict(zip((column.name for column in _PEOPLE.c), values, strict=True))
+    for name in _DATES:
+        if isinstance(row[name], str):
+            row[name] = dt.date.fromisoformat(row[name])
+    row["backend_fails"] = bool(row["backend_fails"])
+    return SimpleNamespace(**row)
 
 
 class DemoDirectory(Sequence[DemoPerson]):
@@ -283,7 +261,7 @@ class DemoDirectory(Sequence[DemoPerson]):
         if not rows:
             return None
         documents = tuple(Document(DocumentType(row[-2]), row[-1]) for row in rows if row[-1] is not None)
-        return _person(_Row.of(rows[0][:-2]), documents, self._clock())
+        return _person(_row_read(rows[0][:-2]), documents, self._clock())
 
     def by_document_number(self, number: str) -> DemoPerson | None:
         """The person holding a document of this number, of either type, or None."""
