@@ -319,11 +319,11 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
 
 @contextmanager
 def short_read(engine: sa.Engine) -> Iterator[Conn]:
-    """A connection for `sql`'s reads, in no transaction of ours: on SQLite a pooled driver
-    connection (each statement reads a snapshot of its own); on PostgreSQL a pooled connection,
-    whose transaction the pool rolls back when it is returned."""
+    """A connection for `sql`'s reads, in no transaction: each statement reads a snapshot of its
+    own (on SQLite a pooled driver connection; on PostgreSQL an autocommit one, so a read is one
+    round trip, with no BEGIN before it or ROLLBACK after)."""
     if engine.dialect.name != "sqlite":
-        with engine.connect() as connection:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
         return
     pooled = engine.raw_connection()
