@@ -321,16 +321,32 @@ def short_write(engine: sa.Engine) -> Iterator[Conn]:
 def short_read(engine: sa.Engine) -> Iterator[Conn]:
     """A connection for `sql`'s reads, in no transaction: each statement reads a snapshot of its
     own (on SQLite a pooled driver connection; on PostgreSQL an autocommit one, so a read is one
-    round trip, with no BEGIN before it or ROLLBACK after)."""
+    round trip, with no BEGIN before it or ROLLBACK after). A driver's error there is SQLAlchemy's,
+    as from Core: a connection lost under the read is invalidated and says so (a webhook then
+    runs again on a new one, as after any connection the database dropped)."""
     if engine.dialect.name != "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            yield connection
+            try:
+                yield connection
+            except engine.dialect.loaded_dbapi.Error as error:
+                raise _as_sqlalchemy(connection, error) from error
         return
     pooled = engine.raw_connection()
     try:
         yield Db(pooled.driver_connection)  # type: ignore[arg-type]
     finally:
         pooled.close()
+
+
+def _as_sqlalchemy(connection: sa.Connection, error: Any) -> sa.exc.StatementError:
+    """A driver's error on `connection` as SQLAlchemy's statement layer would raise it."""
+    dialect = connection.dialect
+    lost = bool(dialect.is_disconnect(error, connection.connection.dbapi_connection, None))
+    if lost:
+        connection.invalidate(error)  # the pool opens a new connection in its place
+    return sa.exc.DBAPIError.instance(
+        None, None, error, dialect.loaded_dbapi.Error, hide_parameters=True, connection_invalidated=lost
+    )
 
 
 def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:

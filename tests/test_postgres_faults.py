@@ -19,7 +19,7 @@ from ivr.adapters.demo_people import DemoPerson
 from ivr.prompts import Spelled
 from ivr.settings import Settings
 from ivr.store import audit_events, call_sessions, sms_outbox
-from tests.calls import Call, Clock
+from tests.calls import INTENT_KEYS, Call, Clock
 from tests.conftest import BASE, OPEN_TIME, TOKEN
 from tests.pg_proxy import Proxy, proxied
 from tests.postgres import SECRET
@@ -219,3 +219,45 @@ def test_a_pin_whose_sent_commit_answer_was_lost_is_told_as_sent(
     events = [row["event"] for row in _rows(app, audit_events, call.sid)]
     assert "escalated" not in events and "application_error" not in events
     assert events.count("sms_sent") == 1
+
+
+def test_a_register_look_up_whose_connection_dropped_runs_the_webhook_again(
+    app: Flask, postgres_url: str
+) -> None:
+    """The register's connection is lost while it looks up the caller's document (the database
+    ended it): nothing was written, so the webhook runs again, as when the line's own connection
+    is lost, and the caller hears the first question, not an apology and an agent."""
+    person = _mette(app)
+    call = _dial(app).choose_language()
+    call.press(INTENT_KEYS["temporary_pin"]).give_document(person.person.documents[0])
+    engine = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+    killed: list[int] = []
+    with engine.connect() as holder:
+        holder.execute(sa.text("LOCK TABLE demo_people IN ACCESS EXCLUSIVE MODE"))  # the look-up waits
+
+        def end_the_waiting_look_up() -> None:
+            with engine.connect() as admin:
+                for _ in range(500):
+                    waiting = admin.execute(
+                        sa.text(
+                            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()"
+                        )
+                    ).scalars()
+                    killed.extend(pid for pid in waiting)
+                    if killed:
+                        admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": killed[0]})
+                        break
+                    time.sleep(0.01)
+            holder.rollback()  # the table free again for the rerun
+
+        ending = threading.Thread(target=end_the_waiting_look_up)
+        ending.start()
+        call.press("1")  # the document confirmed: the register is asked for its holder
+        ending.join()
+    engine.dispose()
+    assert len(killed) == 1
+    assert call.asked, call.heard
+    events = [row["event"] for row in _rows(app, audit_events, call.sid)]
+    assert "escalated" not in events and "application_error" not in events
+    assert events.count("verification_started") == 1
