@@ -241,7 +241,7 @@ def test_a_register_look_up_whose_connection_dropped_runs_the_webhook_again(
                     waiting = admin.execute(
                         sa.text(
                             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                            " AND datname = current_database()"
+                            " AND datname = current_database() AND query LIKE '%FROM demo_people%'"
                         )
                     ).scalars()
                     killed.extend(pid for pid in waiting)
