@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ivr.errors import BackendError, DeliveryUnknown
+from ivr.errors import BackendError, DeliveryUnknown, without_values
 from ivr.ports import OutgoingSms, SmsSender
 from ivr.store import Store, moment, short_write, sms_outbox, sql, write_once
 
@@ -83,7 +83,7 @@ class Outbox:
         if message is None or message.key != key:
             return self._finish(key, status="failed", error="its text was lost unsent")
         try:
-            body = message.compose()
+            body = _composed(key, message)
             if body is None:
                 return self._finish(
                     key, status="failed", error="an attempt that did not finish issued its PIN"
@@ -130,6 +130,19 @@ class Outbox:
         update = f'UPDATE sms_outbox SET {names} WHERE "key" = ?'
         write_once(self.store.engine, update, (*values.values(), key))
         return str(values["status"])
+
+
+def _composed(key: str, message: OutgoingSms) -> str | None:
+    """The SMS's text (None: it cannot be made any more). Should making it fail unexpectedly
+    (the MitID back end's database lost as it issues the PIN), it is a BackendError: nothing
+    went to the provider, so the SMS failed, rather than being left `sending` as if it might."""
+    try:
+        return message.compose()
+    except BackendError:
+        raise
+    except Exception as error:
+        log.error("SMS %s: its text could not be made: %s", key, without_values(error))
+        raise BackendError("its text could not be made") from None
 
 
 _NEWEST = 'SELECT "key", status, "to" FROM sms_outbox WHERE call_sid = ? ORDER BY id DESC LIMIT 1'

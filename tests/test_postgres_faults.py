@@ -261,3 +261,35 @@ def test_a_register_look_up_whose_connection_dropped_runs_the_webhook_again(
     events = [row["event"] for row in _rows(app, audit_events, call.sid)]
     assert "escalated" not in events and "application_error" not in events
     assert events.count("verification_started") == 1
+
+
+def test_a_pin_whose_issue_lost_its_connection_is_recorded_as_not_sent(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The MitID back end's connection is lost as it issues the PIN (the answer to its COMMIT
+    cut): no SMS went out, so the outbox says `failed` (not `sending`, later `unknown`, as if the
+    provider might have it), and the caller hears that the SMS could not be sent and gets an
+    agent for that reason, not an apology for an error."""
+    with proxied(postgres_url) as proxy:
+        settings = Settings(
+            data_dir=tmp_path,
+            public_base_url=BASE,
+            twilio_auth_token=TOKEN,
+            secret_key=SECRET,
+            database_url=postgres_url,
+            demo_backend_database_url=proxy.url(postgres_url),  # the back end's PINs
+        )
+        app = create_app(settings, clock=Clock(OPEN_TIME))
+        try:
+            person = _mette(app)
+            call = _at_last_question(app, person)
+            proxy.cut_at_next_commit()  # the back end's next COMMIT: the PIN's
+            call.press(_answer(call, person) + "#")
+            assert proxy.cuts == 1
+            assert call.hears("sms_failed"), call.heard
+            [sms] = _rows(app, sms_outbox, call.sid)
+            assert sms["status"] == "failed" and sms["provider_id"] is None
+            events = [row["event"] for row in _rows(app, audit_events, call.sid)]
+            assert "application_error" not in events and events.count("sms_failed") == 1
+        finally:
+            _close(app)
