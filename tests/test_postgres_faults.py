@@ -239,9 +239,9 @@ def test_a_register_look_up_whose_connection_dropped_runs_the_webhook_again(
             with engine.connect() as admin:
                 for _ in range(500):
                     waiting = admin.execute(
-                        sa.text(
-                            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                            " AND datname = current_database() AND query LIKE '%FROM demo_people%'"
+                        sa.text(  # whoever waits for the table: the look-up
+                            "SELECT pid FROM pg_locks"
+                            " WHERE NOT granted AND relation = 'demo_people'::regclass"
                         )
                     ).scalars()
                     killed.extend(pid for pid in waiting)
