@@ -102,3 +102,24 @@ def test_a_failure_the_store_cannot_record_is_logged_and_the_caller_still_hears_
     twiml = app.extensions["ivr"].apology("CA-y", "+4520123477", "application_error")
     assert "could not record the failed call: RuntimeError" in " ".join(logged(caplog))
     assert "<Enqueue" in twiml and twiml.count("<Say") >= 2  # in every language, then an agent
+
+
+def test_an_sms_whose_text_could_not_be_made_is_failed_and_logged_without_values(app, caplog):
+    """Making the text broke unexpectedly (the MitID back end lost its database as it issued the
+    PIN, with the CPR number in the error): nothing went to the provider, so the SMS failed (not
+    left `sending`, as if it might have gone), and the log names the SMS and the error's type,
+    never the values in its message."""
+
+    def broken() -> str:
+        raise RuntimeError("connection lost at INSERT ... cpr=0101901234 to +4520123477")
+
+    message = dataclasses.replace(queue_sms(app, "CA-log", "CA-log:pin", to="+4520123477"), compose=broken)
+    outbox = dataclasses.replace(app.extensions["ivr"].outbox, sender=Sender())
+    assert outbox.deliver("CA-log", message) == ("failed", "77")
+    (row,) = Records(app).rows("sms_outbox", key="CA-log:pin")
+    assert (row["status"], row["error"], row["provider_id"]) == ("failed", "its text could not be made", None)
+    lines = logged(caplog)
+    made = "SMS CA-log:pin: its text could not be made: RuntimeError at "
+    assert any(line.startswith(made) for line in lines)
+    assert "SMS CA-log:pin was not sent: its text could not be made" in lines
+    assert "0101901234" not in " ".join(lines) and "+4520123477" not in " ".join(lines)
