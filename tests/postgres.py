@@ -10,6 +10,8 @@ fail instead: there a skipped database test would hide what it should catch.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import getpass
 import glob
 import os
@@ -172,3 +174,25 @@ def own_database(postgres_url: str, prefix: str, needed_by: str) -> Iterator[str
     finally:
         with admin() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def demo_database(
+    request: pytest.FixtureRequest, tmp_path: Path, people: int, now: dt.datetime
+) -> Iterator[sa.Engine]:
+    """The demo outside systems' database, on SQLite or on PostgreSQL (`request.param`, a fresh
+    database of its own), migrated and holding a register of `people` built as of `now`."""
+    from ivr import migrations
+    from ivr.adapters import demo_directory
+    from ivr.store import make_engine
+
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path}/demo.db"
+        if request.param == "postgresql":
+            postgres_url = request.getfixturevalue("postgres_url")
+            url = stack.enter_context(own_database(postgres_url, "ivr_demo", "the demo register tests"))
+        engine = make_engine(url)
+        migrations.upgrade(engine, migrations.DEMO)
+        demo_directory.build(engine, 2026, people, now)
+        yield engine
+        engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -22,8 +21,7 @@ from ivr.adapters.demo_people import generate_people
 from ivr.adapters.demo_register import DemoRegister
 from ivr.errors import BackendError
 from ivr.ports import Document, DocumentType, IssuedPin
-from ivr.store import make_engine
-from tests.postgres import own_database
+from tests.postgres import demo_database
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 VALIDITY = dt.timedelta(minutes=15)
@@ -46,17 +44,8 @@ class Clock:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """The demo database, on SQLite or on PostgreSQL, with the register built."""
-    with contextlib.ExitStack() as stack:
-        url = f"sqlite:///{tmp_path}/t.db"
-        if request.param == "postgresql":
-            postgres_url = request.getfixturevalue("postgres_url")
-            url = stack.enter_context(own_database(postgres_url, "ivr_demo", "the demo back end tests"))
-        engine = make_engine(url)
-        migrations.upgrade(engine, migrations.DEMO)
-        demo_directory.build(engine, 2026, len(PEOPLE), NOW)
+    with demo_database(request, tmp_path, len(PEOPLE), NOW) as engine:
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ reads whatever register was built last"; on PostgreSQL every line server shares 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -12,29 +11,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ivr import migrations
 from ivr.adapters import demo_directory
 from ivr.adapters.demo_directory import DemoDirectory
 from ivr.ports import Document, DocumentType
-from ivr.store import make_engine
-from tests.postgres import own_database
+from tests.postgres import demo_database
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """A demo database holding a register of 40 people, on SQLite or on PostgreSQL."""
-    with contextlib.ExitStack() as stack:
-        url = f"sqlite:///{tmp_path}/t.db"
-        if request.param == "postgresql":
-            postgres_url = request.getfixturevalue("postgres_url")
-            url = stack.enter_context(own_database(postgres_url, "ivr_register", "the register tests"))
-        engine = make_engine(url)
-        migrations.upgrade(engine, migrations.DEMO)
-        demo_directory.build(engine, 2026, 40, NOW)
+    with demo_database(request, tmp_path, 40, NOW) as engine:
         yield engine
-        engine.dispose()
 
 
 def test_a_person_looked_up_is_the_person_the_register_holds(engine: sa.Engine) -> None:

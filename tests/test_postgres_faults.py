@@ -14,15 +14,11 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 
-from ivr import create_app
 from ivr.adapters.demo_people import DemoPerson
 from ivr.prompts import Spelled
-from ivr.settings import Settings
 from ivr.store import audit_events, call_sessions, sms_outbox
-from tests.calls import INTENT_KEYS, Call, Clock
-from tests.conftest import BASE, OPEN_TIME, TOKEN
+from tests.calls import INTENT_KEYS, Call
 from tests.pg_proxy import Proxy, proxied
-from tests.postgres import SECRET
 from tests.test_store_postgres import _answer, _close, _dial, _kill_connections, _line, _mette, _rows
 
 
@@ -38,15 +34,7 @@ def app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
 def cut(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Flask, Proxy]]:
     """The line, its store reached through a proxy that can cut the connection at a COMMIT."""
     with proxied(postgres_url) as proxy:
-        settings = Settings(
-            data_dir=tmp_path,
-            public_base_url=BASE,
-            twilio_auth_token=TOKEN,
-            secret_key=SECRET,
-            database_url=proxy.url(postgres_url),
-            demo_backend_database_url=postgres_url,
-        )
-        app = create_app(settings, clock=Clock(OPEN_TIME))
+        app = _line(proxy.url(postgres_url), tmp_path, demo_url=postgres_url)
         yield app, proxy
         _close(app)
 
@@ -271,15 +259,7 @@ def test_a_pin_whose_issue_lost_its_connection_is_recorded_as_not_sent(
     provider might have it), and the caller hears that the SMS could not be sent and gets an
     agent for that reason, not an apology for an error."""
     with proxied(postgres_url) as proxy:
-        settings = Settings(
-            data_dir=tmp_path,
-            public_base_url=BASE,
-            twilio_auth_token=TOKEN,
-            secret_key=SECRET,
-            database_url=postgres_url,
-            demo_backend_database_url=proxy.url(postgres_url),  # the back end's PINs
-        )
-        app = create_app(settings, clock=Clock(OPEN_TIME))
+        app = _line(postgres_url, tmp_path, demo_url=proxy.url(postgres_url))  # the back end's PINs
         try:
             person = _mette(app)
             call = _at_last_question(app, person)

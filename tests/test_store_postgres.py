@@ -30,14 +30,15 @@ from tests.postgres import SECRET
 # -- the line on it ---------------------------------------------------------------------------------
 
 
-def _line(url: str, data_dir: Path) -> Flask:
+def _line(url: str, data_dir: Path, demo_url: str | None = None) -> Flask:
+    """The line on the database at `url`; the demo outside systems there too, or at `demo_url`."""
     settings = Settings(
         data_dir=data_dir,
         public_base_url=BASE,
         twilio_auth_token=TOKEN,
         secret_key=SECRET,
         database_url=url,
-        demo_backend_database_url=url,
+        demo_backend_database_url=demo_url or url,
     )
     return create_app(settings, clock=Clock(OPEN_TIME))
 
