@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ivr.counters import SqlCounters
+from tests.calls import Records
 from tests.test_limits import passed, verify
 
 DAY = dt.timedelta(hours=24)
@@ -143,3 +144,21 @@ def test_counts_are_listed_up_to_the_very_end_of_their_window(app, clock, cases)
     ):
         assert kind in kinds_listed_at(started + span), kind
         assert kind not in kinds_listed_at(started + span + second), kind
+
+
+def test_lifting_leaves_passes_alone_and_a_key_with_only_passes_is_not_a_match(app):
+    """A pass is not a count to lift: a key with only passes does not make a prefix ambiguous,
+    and lifting a key clears its counts but keeps its passes (the audit of who passed)."""
+    counters, win = counters_of(app), window(app)
+    both, passes_only = "a" * 64, "b" * 64
+    for key in (both, passes_only):
+        guesses = counters.reserve_guess([key], 3, win)
+        assert counters.settle_guess(guesses, [key], True, 3, win) == "passed"
+    assert counters.take(both, "verification", 5, win.now - dt.timedelta(hours=1), win.now)
+
+    assert counters.lift("") == [both]  # the only key with counts: lifted
+    kinds = {
+        key: sorted(row["kind"] for row in Records(app).rows("attempts", key=key))
+        for key in (both, passes_only)
+    }
+    assert kinds == {both: ["passed"], passes_only: ["passed"]}
