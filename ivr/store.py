@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -388,14 +388,12 @@ def first_rows(connection: Conn, statements: Sequence[Text]) -> list[Any]:
     if isinstance(connection, Db) or connection.dialect.name != "postgresql":
         return [sql(connection, text, _stamped(connection, params)).fetchone() for text, params in statements]
     driver: Any = connection.connection.driver_connection
-    with driver.pipeline():
-        cursors = [driver.cursor() for _ in statements]
-        for cursor, (text, params) in zip(cursors, statements, strict=True):
-            cursor.execute(_paramstyle(text, "postgresql"), params)
-    rows = [cursor.fetchone() for cursor in cursors]
-    for cursor in cursors:
-        cursor.close()
-    return rows
+    with ExitStack() as closing:
+        cursors = [closing.enter_context(driver.cursor()) for _ in statements]
+        with driver.pipeline():
+            for cursor, (text, params) in zip(cursors, statements, strict=True):
+                cursor.execute(_paramstyle(text, "postgresql"), params)
+        return [cursor.fetchone() for cursor in cursors]
 
 
 def _autocommitted(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:

@@ -240,7 +240,7 @@ class DemoDirectory(Sequence[DemoPerson]):
         person = self._look_up(key)
         with self._keeping:
             also = [("cpr", person.person.cpr)] if person is not None else []
-            for each in [key, *also]:
+            for each in dict.fromkeys([key, *also]):  # a look-up by CPR number is kept once
                 self._kept[each] = (fresh, person)
                 self._kept.move_to_end(each)
             while len(self._kept) > _KEPT:
