@@ -14,7 +14,7 @@ DERIVED_URL := $(if $(or $(IVR_PUBLIC_BASE_URL),$(URL_IN_ENV_FILE)),,IVR_PUBLIC_
 # come from IVR_OPENING_HOURS (see README); without it the line keeps the default office hours.
 DEMO_HOURS := {"weekly":{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23:59","thu":"00:00-23:59","fri":"00:00-23:59","sat":"00:00-23:59","sun":"00:00-23:59"},"holiday_regions":[]}
 
-.PHONY: install install-dev run test lint bench clean test-slow mutants mutants-again
+.PHONY: install install-dev run test test-ahead lint bench clean test-slow mutants mutants-again
 
 # `install`: what the line needs to run (with the PostgreSQL driver, for IVR_DATABASE_URL).
 # `install-dev`: that, plus linters, type checker and test tools, for `make test` and `make lint`.
@@ -51,6 +51,14 @@ TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/ivr flows check
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# The same suite with the wall clock CLOCK_AHEAD_DAYS days ahead in every Python process it starts
+# (tests/clock_ahead/sitecustomize.py, time-machine): a test that mixes the fixed test clock with the
+# wall clock fails here today rather than on every clone from some later day. CI runs it after `make test`.
+CLOCK_AHEAD_DAYS ?= 400
+test-ahead: install-dev
+	CLOCK_AHEAD_DAYS=$(CLOCK_AHEAD_DAYS) PYTHONPATH=$(CURDIR)/tests/clock_ahead $(BIN)/pytest -n $(TEST_WORKERS) \
+		-p no:time_machine -W ignore::pytest.PytestAssertRewriteWarning
 
 # Statistics over a thousand calls and the like: CI runs them after `make test`.
 test-slow: install-dev

@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import random
 import sys
 from collections.abc import Sequence
@@ -19,10 +20,10 @@ from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ivr import db_cli, logs, misconfig, operations
+from ivr import Clock, db_cli, logs, misconfig, operations, utc_now
 from ivr.desk import commands as desk_commands
 from ivr.errors import DefinitionError
-from ivr.misconfig import Misconfigured
+from ivr.misconfig import Builds, Misconfigured
 from ivr.settings import Settings
 from ivr.text_table import format_table
 
@@ -32,10 +33,14 @@ from ivr.text_table import format_table
 DEMO_CALLERS = "+452000"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one `ivr` command; the exit status says whether it worked."""
+def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now) -> int:
+    """Run one `ivr` command; the exit status says whether it worked. Every command reads the
+    time from `clock` (a test passes the fixed clock its calls were placed at)."""
     args = _parser().parse_args(argv)
+    args.build = Builds(clock)
     logs.configure(_log_format())
+    for warning in misconfig.unknown_variables(os.environ, Settings.model_config.get("env_file")):
+        print(warning, file=sys.stderr)
     try:
         result: int = args.run(args)
         return result
@@ -104,7 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     call = commands.add_parser("call", help="phone the running line as Twilio would")
-    call.add_argument("--url", help="where the line really listens (default: IVR_PUBLIC_BASE_URL)")
+    call.add_argument(
+        "--url", help="where the line listens, e.g. http://127.0.0.1:8090 (default: IVR_PUBLIC_BASE_URL)"
+    )
+    call.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the public URL the line checks signatures against, when --url reaches it another way "
+        "(a proxy in front); default: IVR_PUBLIC_BASE_URL where set, else --url",
+    )
     call.add_argument(
         "--from",
         dest="caller",
@@ -148,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         sub.set_defaults(run=run)
 
-    operations.register(commands, _app)
+    operations.register(commands)
     desk_commands.register(commands, _port, _threads)
     db_cli.register(commands)
 
@@ -167,19 +180,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _app() -> Flask:
-    from ivr import create_app
-
-    return misconfig.build(create_app)
-
-
 def _serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
     from ivr import sweep
     from ivr.web import MAX_BODY
 
-    app = _app()
+    app = args.build.line(making=True)
     settings: Settings = app.extensions["ivr.settings"]
     try:
         server = create_server(
@@ -195,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
             channel_timeout=15,
         )
     except (OSError, ValueError) as error:  # waitress says ValueError for a host it cannot resolve
-        raise misconfig.cannot_listen(args.host, args.port, error) from None
+        raise misconfig.cannot_listen("ivr serve", args.host, args.port, error, make_port="PORT") from None
     logging.getLogger(__name__).info(
         "MitID Support line on http://%s:%d (public URL %s, data in %s)",
         args.host,
@@ -244,16 +251,18 @@ def _call(args: argparse.Namespace) -> int:
             )
             return 2
     caller = args.caller or demo_caller()
-    print(f"[calling the line from {caller}]")
+    public = ""
     try:
-        app = _app()
+        app = args.build.line()
         settings: Settings = app.extensions["ivr.settings"]
-        transport = HttpTransport(args.url or settings.public_base_url, settings.public_base_url)
+        target, public = _call_urls(args, settings)
+        print(f"[calling the line at {target} from {caller}]")
+        transport = HttpTransport(target, public)
         token = settings.twilio_auth_token.get_secret_value()
         if tokens is None:
             call = place_call(
                 transport,
-                settings.public_base_url,
+                public,
                 token,
                 sys.stdin,
                 sys.stdout,
@@ -265,16 +274,32 @@ def _call(args: argparse.Namespace) -> int:
             script = ScriptedKeys(tokens, app)
             out = script.listening(sys.stdout)
             holding = Holding(args.wait or 0)
-            call = place_call(
-                transport, settings.public_base_url, token, script, out, caller=caller, holding=holding
-            )
+            call = place_call(transport, public, token, script, out, caller=caller, holding=holding)
     except PhoneError as error:
         print(f"ivr call: {error}", file=sys.stderr)
+        if error.status == 403 and public:
+            print(
+                f"ivr call: fix: the line checks signatures against its own IVR_PUBLIC_BASE_URL and "
+                f"IVR_TWILIO_AUTH_TOKEN; this call signed over {public} with this shell's token. Give "
+                "--public-url with the line's public URL, or set both here as the line has them.",
+                file=sys.stderr,
+            )
         return 1
     except KeyboardInterrupt:  # before the call was placed, or while it was being ended
         print("\nivr call: interrupted", file=sys.stderr)
         return 130
     return 130 if call.ended_by == INTERRUPTED else 0
+
+
+def _call_urls(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """Where `ivr call` sends its requests, and the public URL it signs them over: the line checks
+    signatures against its IVR_PUBLIC_BASE_URL, which `make run` derives from its port unless
+    the environment or .env sets it. So: --public-url, else a configured IVR_PUBLIC_BASE_URL,
+    else the --url the call goes to."""
+    target = (args.url or settings.public_base_url).rstrip("/")
+    configured = "public_base_url" in settings.model_fields_set
+    public = args.public_url or (settings.public_base_url if configured or not args.url else target)
+    return target, public.rstrip("/")
 
 
 # The knowledge questions' answers, as a caller keys them, under these headers.
@@ -294,7 +319,7 @@ def _people(args: argparse.Namespace) -> int:
     from ivr.adapters.demo_people import DemoPerson, person_to_json
     from ivr.questions import QUESTIONS
 
-    directory: Sequence[DemoPerson] = _app().extensions["ivr.people"]
+    directory: Sequence[DemoPerson] = args.build.line().extensions["ivr.people"]
     people = itertools.islice(directory, args.first)
     if args.json:  # streamed: a register of a million is never held
         print("[", end="")
@@ -324,7 +349,6 @@ def _people(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    import datetime as dt
     import time
 
     from ivr import migrations
@@ -341,17 +365,17 @@ def _build(args: argparse.Namespace) -> int:
     engine = make_engine(settings.demo_sqlalchemy_url)
     migrations.upgrade(engine, migrations.DEMO)
     started = time.monotonic()
-    info = demo_directory.build(engine, seed, count, dt.datetime.now(dt.UTC))
+    info = demo_directory.build(engine, seed, count, args.build.clock())
     where = engine.url.render_as_string(hide_password=True)
     print(f"built the demo register: {info.people:,} people, seed {info.seed}, as of {info.as_of}, ", end="")
     print(f"in {time.monotonic() - started:.1f} s, into {where}")
     return 0
 
 
-def _rows(table_name: str) -> list[dict[str, Any]]:
+def _rows(args: argparse.Namespace, table_name: str) -> list[dict[str, Any]]:
     from ivr import store
 
-    line = _app().extensions["ivr"]
+    line = args.build.line().extensions["ivr"]
     rows: list[dict[str, Any]] = line.store.rows(getattr(store, table_name))
     return rows
 
@@ -375,7 +399,7 @@ def _outbox(args: argparse.Namespace) -> int:
     received, as a person trying the line would read it on their phone."""
     from ivr import store
 
-    line = _app().extensions["ivr"]
+    line = args.build.line().extensions["ivr"]
     received: dict[str, tuple[str, str]] = getattr(line.outbox.sender, "received", dict)()
     rows = []
     for r in line.store.rows(store.sms_outbox):
@@ -400,11 +424,11 @@ def _outbox(args: argparse.Namespace) -> int:
 
 def _escalations(args: argparse.Namespace) -> int:
     columns = ("created_at", "call_sid", "language", "intent", "verification", "reason", "document", "step")
-    return _print(_rows("escalations"), args.json, columns)
+    return _print(_rows(args, "escalations"), args.json, columns)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    return _print(_rows("audit_events"), args.json, ("at", "call_sid", "event", "detail"))
+    return _print(_rows(args, "audit_events"), args.json, ("at", "call_sid", "event", "detail"))
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -4,18 +4,25 @@ with its value, and how to fix it. Never a traceback, never a secret's value.
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import errno
+import functools
 import json
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from ivr.settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 T = TypeVar("T")
 
@@ -30,6 +37,9 @@ def _is_secret(annotation: object) -> bool:
 SENSITIVE = frozenset({"database_url", "demo_backend_database_url"}) | frozenset(
     name for name, field in Settings.model_fields.items() if _is_secret(field.annotation)
 )
+# `IVR_*` names that are not the line's settings: compose.yaml's and the proxy's (deploy/), and,
+# by their prefix IVR_TEST_, the test suite's.
+NOT_SETTINGS = frozenset({"IVR_PUBLIC_HOST", "IVR_DB_PASSWORD", "IVR_DESK_BIND"})
 FORMATS = {
     "opening_hours": 'JSON such as {"weekly":{"mon":"09:00-17:00"},"holiday_regions":["DK"]}',
 }
@@ -157,31 +167,91 @@ def cannot_open(error: Exception) -> Misconfigured:
     )
 
 
-def cannot_listen(host: str, port: int, error: Exception) -> Misconfigured:
-    """`ivr serve` could not bind its address (an OSError, or waitress's ValueError for a bad host)."""
+def cannot_listen(program: str, host: str, port: int, error: Exception, *, make_port: str) -> Misconfigured:
+    """`ivr serve` or `ivr desk` could not bind its address (an OSError, or waitress's ValueError
+    for a bad host). `make_port` is the `make run` variable that moves this program's port."""
     code = getattr(error, "errno", None)
     if code == errno.EADDRINUSE:
-        fix = "stop what listens there, or choose another --port (make run PORT=8081)"
+        fix = f"stop what listens there, or choose another --port (make run {make_port}={port + 10})"
     elif code == errno.EACCES:
         fix = "choose a --port above 1023, or run with the right to bind low ports"
     else:
         fix = "give a --host this machine has, such as 127.0.0.1 or 0.0.0.0"
     problem = getattr(error, "strerror", None) or str(error).rstrip(".")
     return Misconfigured(
-        f"ivr serve: cannot listen on {host}:{port}: {problem}.",
-        f"ivr serve: fix: {fix}.",
+        f"{program}: cannot listen on {host}:{port}: {problem}.",
+        f"{program}: fix: {fix}.",
     )
 
 
-def build(factory: Callable[[Settings], T]) -> T:
+def check_data_found(settings: Settings) -> None:
+    """A command that only reads or adds to the line's data finds it, rather than making an empty
+    data directory wherever it happens to run (the default, `var`, is relative to the directory)."""
+    if settings.shared_store or settings.data_dir.exists():
+        return  # (a file there is named by check_data_dir)
+    where = settings.data_dir.resolve()
+    raise Misconfigured(
+        f"ivr: no data directory at {where}: no line has run here with these settings.",
+        "ivr: fix: run the command in the directory where the line runs (`make run`), or set "
+        f"IVR_DATA_DIR to the line's data directory, {WHERE}.",
+    )
+
+
+def build(factory: Callable[[Settings], T], *, making: bool = False) -> T:
     """Build the line or the desk from the environment's settings; a setting, file or database
-    it cannot use is a `Misconfigured` naming it, never a traceback."""
+    it cannot use is a `Misconfigured` naming it, never a traceback. Only a command that is
+    `making` the line's data (a server, a build) creates a data directory that is not there."""
     import sqlalchemy.exc
 
     settings = Settings()
+    if not making:
+        check_data_found(settings)
     check_data_dir(settings.data_dir)
     check_database_urls(settings)
     try:
         return factory(settings)
     except (OSError, sqlalchemy.exc.OperationalError) as error:
         raise cannot_open(error) from None
+
+
+def unknown_variables(environ: Mapping[str, str], env_file: object) -> list[str]:
+    """A warning for each `IVR_*` name, in the environment or `.env`, that is no setting (a typo
+    would otherwise be ignored in silence), with the nearest setting's name."""
+    found = {name: "" for name in environ}
+    if isinstance(env_file, str | Path) and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        found |= {name: " in .env" for name in dotenv_values(env_file) if name not in found}
+    known = {variable(field) for field in Settings.model_fields}
+    warnings = []
+    for name, where in found.items():
+        upper = name.upper()
+        if (
+            not upper.startswith("IVR_")
+            or upper in known
+            or upper in NOT_SETTINGS
+            or upper.startswith("IVR_TEST_")
+        ):
+            continue
+        nearest = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {nearest[0]}?)" if nearest else " (README 'Settings' lists every setting)"
+        warnings.append(f"ivr: warning: {name}{where} is not a setting of the line and is ignored{hint}.")
+    return warnings
+
+
+@dataclass(frozen=True)
+class Builds:
+    """How a command builds the line or the desk: from the environment's settings, on the clock
+    `ivr.cli.main` was given (the wall clock, or in a test the one its calls were placed at)."""
+
+    clock: Callable[[], dt.datetime]
+
+    def line(self, *, making: bool = False) -> Flask:
+        from ivr import create_app
+
+        return build(functools.partial(create_app, clock=self.clock), making=making)
+
+    def desk(self, *, making: bool = False) -> Flask:
+        from ivr.desk import create_desk
+
+        return build(functools.partial(create_desk, clock=self.clock), making=making)

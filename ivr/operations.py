@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -29,19 +28,19 @@ KINDS = {
 }
 
 
-def register(commands: Any, app: Callable[[], Flask]) -> None:
+def register(commands: Any) -> None:
     """Add the operator's commands to the `ivr` command's parser."""
     sweep = commands.add_parser("sweep", help="scrub calls that never ended, settle stuck SMS (once)")
-    sweep.set_defaults(run=lambda args: _sweep(app()))
+    sweep.set_defaults(run=lambda args: _sweep(args.build.line()))
 
     locks = commands.add_parser("locks", help="current locks and limits, by pseudonym")
     locks.add_argument("--json", action="store_true")
-    locks.set_defaults(run=lambda args: _locks(app(), args.json))
+    locks.set_defaults(run=lambda args: _locks(args.build.line(), args.json))
     actions = locks.add_subparsers(metavar="ACTION")
     lift = actions.add_parser("lift", help="lift the lock or limit on one pseudonym, with a reason")
     lift.add_argument("key", help=f"the pseudonym as `ivr locks` shows it ({SHOWN} characters)")
     lift.add_argument("--reason", required=True, help="why (goes into the audit trail)")
-    lift.set_defaults(run=lambda args: _lift(app(), args.key, args.reason))
+    lift.set_defaults(run=lambda args: _lift(args.build.line(), args.key, args.reason))
 
 
 def _line(app: Flask) -> Line:

@@ -230,8 +230,8 @@ class TwilioCall:
         answer = self.post(request)
         where = request.url.removeprefix(self.public) if request.method == "POST" else request.url
         if answer.status != 200:
-            hint = " (signature rejected? check auth token and public URL)" if answer.status == 403 else ""
-            raise PhoneError(f"{request.method} {where} answered HTTP {answer.status}{hint}")
+            hint = " (signature rejected: check auth token and public URL)" if answer.status == 403 else ""
+            raise PhoneError(f"{request.method} {where} answered HTTP {answer.status}{hint}", answer.status)
         asked = f"{request.method} {where}"
         if self.document is None:
             raise PhoneError(f"{asked} did not answer XML TwiML: {answer.body[:40]!r}")

@@ -21,7 +21,12 @@ SECONDS_PER_KEY = 0.5
 
 
 class PhoneError(Exception):
-    """The line answered something Twilio would not accept (HTTP error, not TwiML, a loop)."""
+    """The line answered something Twilio would not accept (HTTP error, not TwiML, a loop);
+    `status` is the HTTP status of an error answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)

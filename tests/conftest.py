@@ -16,6 +16,7 @@ from ivr.adapters.demo_people import DemoPerson
 from ivr.settings import Settings
 from tests.calls import Call, Clock, Records
 from tests.postgres import postgres_url  # noqa: F401  (one throwaway cluster for the whole run)
+from tests.shells import line, made, shell  # noqa: F401  (`ivr` in a shell, `ivr serve` behind it)
 
 TOKEN = "test-auth-token"
 BASE = "https://ivr.example.test"

@@ -4,7 +4,7 @@ The database is `IVR_TEST_POSTGRES_URL` when set (e.g.
 `postgresql+psycopg://ivr:ivr@127.0.0.1:5432/ivr_test`); otherwise a throwaway cluster is made
 with the installed `initdb`/`pg_ctl` in a temporary directory on a free port, and removed after.
 When neither is possible the tests are skipped, with the reason in pytest's summary, so a plain
-clone passes `make test` without PostgreSQL; with `IVR_REQUIRE_POSTGRES=1` (as `.ci/run` sets) they
+clone passes `make test` without PostgreSQL; with `IVR_TEST_REQUIRE_POSTGRES=1` (as `.ci/run` sets) they
 fail instead: there a skipped database test would hide what it should catch.
 """
 
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 # runs, so no lockout or velocity limit left by an earlier run can change what these tests see.
 SECRET = secrets.token_hex(16)
 # Read at import: the autouse fixture in conftest.py hides IVR_* variables from each test.
-REQUIRED = os.environ.get("IVR_REQUIRE_POSTGRES", "") not in ("", "0")
+REQUIRED = os.environ.get("IVR_TEST_REQUIRE_POSTGRES", "") not in ("", "0")
 
 
 # -- a PostgreSQL to test against -------------------------------------------------------------------
@@ -42,7 +42,7 @@ REQUIRED = os.environ.get("IVR_REQUIRE_POSTGRES", "") not in ("", "0")
 def _unavailable(reason: str) -> NoReturn:
     """No PostgreSQL here: skip, unless this run requires the database tests (CI)."""
     if REQUIRED:
-        pytest.fail(f"{reason} (and IVR_REQUIRE_POSTGRES is set)")
+        pytest.fail(f"{reason} (and IVR_TEST_REQUIRE_POSTGRES is set)")
     pytest.skip(reason)
 
 

@@ -20,7 +20,7 @@ from ivr.settings import Settings
 from tests.calls import Call, Clock, Records
 from tests.conftest import BASE, TOKEN
 from tests.fake_line import wav
-from tests.test_cli import Shell, clean_environment
+from tests.shells import Shell, clean_environment
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIO = REPO / "prompts" / "audio"

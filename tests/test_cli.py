@@ -13,116 +13,24 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 import yaml
 
 from ivr.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
-IVR = str(Path(sys.executable).with_name("ivr"))
-SERVER_TOKEN = "cli-test-auth-token"
-ALL_WEEK = json.dumps(
-    {
-        "weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-23:59"),
-        "holiday_regions": [],
-    }
+from tests.shells import (
+    IVR,
+    PIN_KEYS,
+    REPO,
+    Shell,
+    clean_environment,
+    free_port,
+    not_at_midnight,
+    refused,
+    wait_until_answering,
 )
-PIN_KEYS = "2 2 100000001# 1 ? ? ?"  # English, temporary PIN, Mette Hansen's passport, confirm, answers
-
-
-@dataclass
-class Shell:
-    """Runs `ivr` in a clean environment: no `IVR_*` from outside, no `.env` from the repository."""
-
-    cwd: Path
-    env: dict[str, str]
-
-    def run(
-        self, *args: str, timeout: float = 60, stdin: str = "", **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [IVR, *args],
-            cwd=self.cwd,
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=stdin,
-        )
-
-    def json(self, *args: str) -> Any:
-        done = self.run(*args, "--json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-
-def clean_environment(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    return {**env, "IVR_DATA_DIR": str(data_dir), "IVR_OPENING_HOURS": ALL_WEEK, **extra}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def not_at_midnight() -> None:
-    """The hours above leave out 23:59-24:00 (Copenhagen); do not start a call in that minute."""
-    now = dt.datetime.now(ZoneInfo("Europe/Copenhagen"))
-    if (now.hour, now.minute) == (23, 59):
-        time.sleep(61 - now.second)
-
-
-@pytest.fixture
-def shell(tmp_path: Path) -> Shell:
-    return Shell(tmp_path, clean_environment(tmp_path / "data"))
-
-
-@pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
-    """`ivr serve` on a free port; the shell it gives has the same settings, as an operator's would."""
-    home = tmp_path_factory.mktemp("line")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = clean_environment(home / "data", IVR_PUBLIC_BASE_URL=base, IVR_TWILIO_AUTH_TOKEN=SERVER_TOKEN)
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [IVR, "serve", "--port", str(port)], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        _wait_until_answering(server, base, home / "server.log")
-        yield Shell(home, env)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
-
-def _wait_until_answering(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"ivr serve exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if requests.post(f"{base}/voice", timeout=1).status_code == 403:  # unsigned: refused
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    pytest.fail(f"ivr serve did not answer within 30 s:\n{log.read_text()}")
-
 
 # -- flows check ------------------------------------------------------------------------------------
 
@@ -152,8 +60,8 @@ def test_flows_check_names_the_file_and_step_of_a_broken_flow(shell: Shell, tmp_
 # -- the demo register ------------------------------------------------------------------------------
 
 
-def test_demo_people_lists_a_thousand_documented_people(shell: Shell) -> None:
-    people = shell.json("demo", "people")
+def test_demo_people_lists_a_thousand_documented_people(made: Shell) -> None:
+    people = made.json("demo", "people")
     assert len(people) >= 1000
     keys = {
         "cpr",
@@ -191,8 +99,8 @@ def test_demo_people_lists_a_thousand_documented_people(shell: Shell) -> None:
     assert len(set(cprs)) == len(cprs)
 
 
-def test_demo_people_prints_a_table_for_people_too(shell: Shell) -> None:
-    done = shell.run("demo", "people")
+def test_demo_people_prints_a_table_for_people_too(made: Shell) -> None:
+    done = made.run("demo", "people")
     assert done.returncode == 0, done.stderr
     assert "Mette Hansen" in done.stdout and "passport 100000001" in done.stdout
 
@@ -333,7 +241,9 @@ def test_ctrl_c_hangs_up_an_interactive_call_and_exits_130(line: Shell) -> None:
 
 # -- the demo keeps working -------------------------------------------------------------------------
 
-DEMO_CALLER = re.compile(r"^\[calling the line from (\+452000\d{4})\]$", re.MULTILINE)
+DEMO_CALLER = re.compile(
+    r"^\[calling the line at http://127\.0\.0\.1:\d+ from (\+452000\d{4})\]$", re.MULTILINE
+)
 
 
 def test_the_readme_call_can_be_placed_again_and_again(line: Shell) -> None:
@@ -356,7 +266,9 @@ def test_the_readme_call_can_be_placed_again_and_again(line: Shell) -> None:
 def test_call_from_a_given_number_keeps_it(line: Shell) -> None:
     done = line.run("call", "--from", "+4520009999", "--keys", "2 0")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("[calling the line from +4520009999]\n")
+    assert done.stdout.startswith(
+        f"[calling the line at {line.env['IVR_PUBLIC_BASE_URL']} from +4520009999]\n"
+    )
 
 
 def test_call_help_says_the_calling_number_is_random_per_call(shell: Shell) -> None:
@@ -386,7 +298,7 @@ def test_make_run_on_another_port_answers_for_that_port(tmp_path: Path) -> None:
             start_new_session=True,  # make, its shell and `ivr serve` stop together
         )
         try:
-            _wait_until_answering(server, base, log_path)
+            wait_until_answering(server, base, log_path)
             caller = Shell(tmp_path, clean_environment(tmp_path / "data", IVR_PUBLIC_BASE_URL=base))
             not_at_midnight()
             done = caller.run("call", "--keys", "2 0")
@@ -471,8 +383,8 @@ PEOPLE_HEADERS = ["case", "name", "CPR", "documents", "mobile", "user ID", "post
 PEOPLE_HEADERS += ["moved in", "mother born", "father born", "spouse born (ddmmyyyy)", "eldest child born"]
 
 
-def test_demo_people_shows_the_facts_a_demo_caller_needs_in_aligned_columns(shell: Shell) -> None:
-    done = shell.run("demo", "people")
+def test_demo_people_shows_the_facts_a_demo_caller_needs_in_aligned_columns(made: Shell) -> None:
+    done = made.run("demo", "people")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split("  ")[0] == "case"
@@ -493,19 +405,6 @@ def test_demo_people_shows_the_facts_a_demo_caller_needs_in_aligned_columns(shel
 REAL_LOOKING_TOKEN = "f3a9c1d2e4b5a6978877665544332211"
 
 
-def _says(done: subprocess.CompletedProcess[str], *names: str) -> list[str]:
-    """The command refused its configuration as an operator should see it; its lines on stderr."""
-    lines = done.stderr.splitlines()
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    assert 1 <= len(lines) <= 2, done.stderr
-    for name in names:
-        assert name in done.stderr, done.stderr
-    assert "fix" in lines[-1], done.stderr
-    assert done.stdout == ""
-    return lines
-
-
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
@@ -518,21 +417,21 @@ def _says(done: subprocess.CompletedProcess[str], *names: str) -> list[str]:
     ids=["not JSON", "bad hours", "bad timezone", "unknown key", "no day"],
 )
 def test_bad_opening_hours_are_named(shell: Shell, value: str, problem: str) -> None:
-    lines = _says(shell.run("demo", "people", IVR_OPENING_HOURS=value), "IVR_OPENING_HOURS")
+    lines = refused(shell.run("demo", "people", IVR_OPENING_HOURS=value), "IVR_OPENING_HOURS")
     assert problem in lines[0]
 
 
 def test_other_bad_settings_are_named_with_their_value(shell: Shell) -> None:
-    lines = _says(shell.run("outbox", IVR_QUESTIONS_ASKED="nine"), "IVR_QUESTIONS_ASKED")
+    lines = refused(shell.run("outbox", IVR_QUESTIONS_ASKED="nine"), "IVR_QUESTIONS_ASKED")
     assert "IVR_QUESTIONS_ASKED='nine'" in lines[0] and "integer" in lines[0]
-    _says(shell.run("audit", IVR_SMS_BACKEND="pigeon"), "IVR_SMS_BACKEND", "'embedded' or 'twilio'")
-    _says(shell.run("escalations", IVR_QUESTIONS_PASS_MARK="5"), "IVR_QUESTIONS_PASS_MARK")
-    _says(shell.run("outbox", IVR_SMS_BACKEND="twilio"), "IVR_DEMO_SMS_TO", "your own phone")
+    refused(shell.run("audit", IVR_SMS_BACKEND="pigeon"), "IVR_SMS_BACKEND", "'embedded' or 'twilio'")
+    refused(shell.run("escalations", IVR_QUESTIONS_PASS_MARK="5"), "IVR_QUESTIONS_PASS_MARK")
+    refused(shell.run("outbox", IVR_SMS_BACKEND="twilio"), "IVR_DEMO_SMS_TO", "your own phone")
 
 
 def test_a_public_url_with_the_demo_token_is_refused_in_two_lines(shell: Shell) -> None:
     done = shell.run("serve", "--port", str(free_port()), IVR_PUBLIC_BASE_URL="https://ivr.example.com")
-    _says(done, "IVR_PUBLIC_BASE_URL='https://ivr.example.com'", "IVR_TWILIO_AUTH_TOKEN")
+    refused(done, "IVR_PUBLIC_BASE_URL='https://ivr.example.com'", "IVR_TWILIO_AUTH_TOKEN")
     assert "embedded-demo-token" not in done.stderr
     assert "MitID Support line on" not in done.stderr
 
@@ -544,9 +443,9 @@ def test_secrets_are_never_repeated(shell: Shell) -> None:
         "IVR_DATABASE_URL": f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr",
     }
     done = shell.run("audit", IVR_QUESTIONS_ASKED="0", **secrets_given)  # one bad, plain setting
-    _says(done, "IVR_QUESTIONS_ASKED")
+    refused(done, "IVR_QUESTIONS_ASKED")
     unreachable = shell.run("audit", **secrets_given)  # the database is not there
-    _says(unreachable, "IVR_DATABASE_URL")
+    refused(unreachable, "IVR_DATABASE_URL")
     for value in [*secrets_given.values(), "db-pass-word"]:
         assert value not in done.stderr + unreachable.stderr
 
@@ -554,7 +453,7 @@ def test_secrets_are_never_repeated(shell: Shell) -> None:
 def test_a_shared_database_without_a_shared_secret_key_is_refused(shell: Shell) -> None:
     """Two machines each keeping a key of their own would count limits and locks apart."""
     url = f"postgresql+psycopg://ivr:db-pass-word@127.0.0.1:{free_port()}/ivr"
-    lines = _says(shell.run("serve", "--port", str(free_port()), IVR_DATABASE_URL=url), "IVR_SECRET_KEY")
+    lines = refused(shell.run("serve", "--port", str(free_port()), IVR_DATABASE_URL=url), "IVR_SECRET_KEY")
     assert "the same on each" in lines[0]
     assert "db-pass-word" not in "".join(lines)
     assert not (shell.cwd / "data" / "secret.key").exists()  # refused before making one
@@ -564,7 +463,7 @@ def test_a_data_dir_that_cannot_be_made_is_named(shell: Shell, tmp_path: Path) -
     a_file = tmp_path / "not-a-directory"
     a_file.write_text("")
     for data_dir, problem in ((a_file, "is a file"), (a_file / "data", "Not a directory")):
-        lines = _says(shell.run("outbox", IVR_DATA_DIR=str(data_dir)), f"IVR_DATA_DIR={data_dir}")
+        lines = refused(shell.run("db", "upgrade", IVR_DATA_DIR=str(data_dir)), f"IVR_DATA_DIR={data_dir}")
         assert problem in lines[0]
 
 
@@ -573,7 +472,7 @@ def test_a_data_dir_without_write_permission_is_named(shell: Shell, tmp_path: Pa
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     try:
-        lines = _says(shell.run("outbox", IVR_DATA_DIR=str(locked)), f"IVR_DATA_DIR={locked}")
+        lines = refused(shell.run("outbox", IVR_DATA_DIR=str(locked)), f"IVR_DATA_DIR={locked}")
         assert "Permission denied" in lines[0]
     finally:
         locked.chmod(0o700)
@@ -585,7 +484,7 @@ def test_serve_on_a_port_in_use_says_so_before_claiming_to_run(shell: Shell) -> 
         taken.listen()
         port = taken.getsockname()[1]
         done = shell.run("serve", "--port", str(port), timeout=30)
-    lines = _says(done, f"127.0.0.1:{port}", "--port")
+    lines = refused(done, f"127.0.0.1:{port}", "--port")
     assert "in use" in lines[0]
     assert "MitID Support line on" not in done.stderr
 

@@ -25,7 +25,7 @@ from flask import Flask
 from ivr.cli import _parser
 from ivr.settings import Settings
 from tests.postgres import own_database
-from tests.test_cli import IVR, free_port
+from tests.shells import IVR, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "tests" / "data" / "compose_spec" / "compose_spec.json"

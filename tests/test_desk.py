@@ -407,6 +407,7 @@ def test_ivr_agents_add_reads_the_password_from_standard_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
+    assert main(["db", "upgrade"]) == 0  # as `ivr desk` or `make run` would have
     monkeypatch.setattr("sys.stdin", io.StringIO("a password from stdin\n"))
     assert main(["agents", "add", "eva", "--role", "supervisor", "--name", "Eva"]) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))

@@ -4,9 +4,9 @@ The line (`create_app`) and the desk (`create_desk`) share one data directory an
 werkzeug servers in threads; callers reach the line over HTTP through the fake Twilio of
 `ivr.twilio_caller`, agents reach the desk through Playwright driving the system's Chromium
 (never a downloaded browser). Without a Chromium these tests are skipped, saying why, unless
-IVR_REQUIRE_BROWSER=1 (CI), which makes that a failure.
+IVR_TEST_REQUIRE_BROWSER=1 (CI), which makes that a failure.
 
-`IVR_UPDATE_SCREENSHOT=1 pytest -m browser` rewrites docs/desk.png, the README's picture of the
+`IVR_TEST_UPDATE_SCREENSHOT=1 pytest -m browser` rewrites docs/desk.png, the README's picture of the
 desk; otherwise the screenshot goes to the test's temporary directory, so a test run leaves the
 working tree as it was.
 """
@@ -44,8 +44,8 @@ except ImportError:  # pragma: no cover - playwright is a dev dependency
 pytestmark = pytest.mark.browser
 
 # Read when the module is imported: conftest's autouse fixture hides every IVR_* variable from tests.
-REQUIRE_BROWSER = os.environ.get("IVR_REQUIRE_BROWSER") == "1"
-UPDATE_SCREENSHOT = os.environ.get("IVR_UPDATE_SCREENSHOT") == "1"
+REQUIRE_BROWSER = os.environ.get("IVR_TEST_REQUIRE_BROWSER") == "1"
+UPDATE_SCREENSHOT = os.environ.get("IVR_TEST_UPDATE_SCREENSHOT") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "desk.png"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
@@ -64,7 +64,7 @@ def browser() -> Iterator[Browser]:
     )
     if missing:
         if REQUIRE_BROWSER:
-            pytest.fail(f"IVR_REQUIRE_BROWSER=1 but {missing}")
+            pytest.fail(f"IVR_TEST_REQUIRE_BROWSER=1 but {missing}")
         pytest.skip(missing)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM)

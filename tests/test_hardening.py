@@ -232,7 +232,7 @@ def test_an_operator_lists_and_lifts_a_lock_without_learning_whose_it_is(
 
     monkeypatch.setenv("IVR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("IVR_SECRET_KEY", settings.secret_key.get_secret_value())
-    assert cli.main(["locks", "--json"]) == 0
+    assert cli.main(["locks", "--json"], clock=clock) == 0
     import json
 
     rows = json.loads(capsys.readouterr().out)
@@ -242,9 +242,9 @@ def test_an_operator_lists_and_lifts_a_lock_without_learning_whose_it_is(
     for secret in (person.person.cpr, person.person.documents[0].number):
         assert secret not in json.dumps(rows) and secret not in shown
 
-    assert cli.main(["locks", "lift", "abc", "--reason", "x"]) == 2  # too short to name one
+    assert cli.main(["locks", "lift", "abc", "--reason", "x"], clock=clock) == 2  # too short to name one
     for key in keys:
-        assert cli.main(["locks", "lift", key, "--reason", "caller identified at the desk"]) == 0
+        assert cli.main(["locks", "lift", key, "--reason", "caller identified at the desk"], clock=clock) == 0
     lifted = [row for row in records.rows("audit_events") if row["event"] == "lock_lifted"]
     assert len(lifted) == 2 and all("caller identified at the desk" in row["detail"] for row in lifted)
     again = dial("en").choose_language().identify(person, "user_id").answer_questions(person)

@@ -41,7 +41,7 @@ from ivr.store import IDLE_IN_TRANSACTION, call_sessions, make_engine
 from ivr.twilio_caller import Answer, Request
 from tests.calls import Call, Records
 from tests.postgres import own_database
-from tests.test_cli import ALL_WEEK, IVR, _wait_until_answering, clean_environment, free_port, not_at_midnight
+from tests.shells import ALL_WEEK, IVR, clean_environment, free_port, not_at_midnight, wait_until_answering
 from tests.test_handover import AGENT_PHONE, add_agent
 
 pytestmark = pytest.mark.slow  # two servers and a database of their own: some seconds
@@ -85,7 +85,7 @@ class Server:
 
     def wait(self) -> None:
         assert self.process is not None
-        _wait_until_answering(self.process, self.base, self.log)
+        wait_until_answering(self.process, self.base, self.log)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -2,7 +2,7 @@
 of two `ivr serve` on a throwaway PostgreSQL it passes Twilio's webhooks on and nothing else.
 
 Needs Debian's `caddy` on the PATH (`apt-get install caddy`): without it these tests are
-skipped, saying why, unless IVR_REQUIRE_PROXY=1 (CI), which makes that a failure.
+skipped, saying why, unless IVR_TEST_REQUIRE_PROXY=1 (CI), which makes that a failure.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_cli import ALL_WEEK, IVR, PIN_KEYS, free_port, not_at_midnight
+from tests.shells import ALL_WEEK, IVR, PIN_KEYS, free_port, not_at_midnight
 from tests.test_deploy import OPERATOR, command, compose_database, service_env, services, wait_for
 
 # Read at import: conftest's autouse fixture hides every IVR_* variable from tests.
-REQUIRE_PROXY = os.environ.get("IVR_REQUIRE_PROXY") == "1"
+REQUIRE_PROXY = os.environ.get("IVR_TEST_REQUIRE_PROXY") == "1"
 CADDY = shutil.which("caddy")
 CADDYFILE = Path(__file__).resolve().parent.parent / "deploy" / "Caddyfile"
 __all__ = ["compose_database"]  # the fixture, used below
@@ -36,7 +36,7 @@ def caddy() -> str:
             "no `caddy` on PATH: the proxy's configuration is not tried; `apt-get install caddy` to run it"
         )
         if REQUIRE_PROXY:
-            pytest.fail(f"IVR_REQUIRE_PROXY=1 but {missing}")
+            pytest.fail(f"IVR_TEST_REQUIRE_PROXY=1 but {missing}")
         pytest.skip(missing)
     return CADDY
 

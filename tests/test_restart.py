@@ -12,7 +12,7 @@ from ivr import create_app
 from ivr.demo_caller import ScriptedKeys
 from ivr.phone import HttpTransport, place_call
 from ivr.settings import Settings
-from tests.test_cli import IVR, PIN_KEYS, SERVER_TOKEN, _wait_until_answering, clean_environment, free_port
+from tests.shells import IVR, PIN_KEYS, SERVER_TOKEN, clean_environment, free_port, wait_until_answering
 
 
 class Server:
@@ -37,7 +37,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        _wait_until_answering(self.process, self.base, log_path)
+        wait_until_answering(self.process, self.base, log_path)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -18,15 +18,15 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_cli import (
+from tests.shells import (
     IVR,
     PIN_KEYS,
     SERVER_TOKEN,
     Shell,
-    _wait_until_answering,
     clean_environment,
     free_port,
     not_at_midnight,
+    wait_until_answering,
 )
 
 
@@ -56,7 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             [IVR, "serve", "--port", str(port)], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            _wait_until_answering(process, base, log_path)
+            wait_until_answering(process, base, log_path)
             yield Server(Shell(home, env), base, f"http://127.0.0.1:{metrics_port}/metrics", log_path)
         finally:
             process.terminate()

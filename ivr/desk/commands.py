@@ -8,8 +8,6 @@ import logging
 import sys
 from typing import Any
 
-from flask import Flask
-
 from ivr import misconfig
 from ivr.desk.accounts import ROLES, AccountError
 from ivr.settings import Settings
@@ -40,18 +38,12 @@ def register(commands: Any, port: Any, threads: Any) -> None:
     code.set_defaults(run=_code)
 
 
-def _desk() -> Flask:
-    from ivr.desk import create_desk
-
-    return misconfig.build(create_desk)
-
-
 def _serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
     from ivr.desk import MAX_BODY
 
-    app = _desk()
+    app = args.build.desk(making=True)
     settings: Settings = app.extensions["desk"].settings
     try:
         server = create_server(
@@ -63,7 +55,9 @@ def _serve(args: argparse.Namespace) -> int:
             max_request_body_size=MAX_BODY,
         )
     except (OSError, ValueError) as error:
-        raise misconfig.cannot_listen(args.host, args.port, error) from None
+        raise misconfig.cannot_listen(
+            "ivr desk", args.host, args.port, error, make_port="DESK_PORT"
+        ) from None
     log.info(
         "The agents' desk on http://%s:%d (sign in there; agents: `ivr agents add`), data in %s",
         args.host,
@@ -84,7 +78,7 @@ def _password() -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
-    desk = _desk().extensions["desk"]
+    desk = args.build.desk().extensions["desk"]
     try:
         agent = desk.accounts.add(args.username, args.role, _password(), phone=args.phone, name=args.name)
     except AccountError as error:
@@ -96,7 +90,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _code(args: argparse.Namespace) -> int:
-    desk = _desk().extensions["desk"]
+    desk = args.build.desk().extensions["desk"]
     code = getpass.getpass("Agent code: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     try:
         if not desk.accounts.set_agent_code(args.username, code):
@@ -111,7 +105,7 @@ def _code(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    agents = _desk().extensions["desk"].accounts.all()
+    agents = args.build.desk().extensions["desk"].accounts.all()
     if not agents:
         print("(no agents: add one with `ivr agents add USERNAME --role agent|supervisor`)")
         return 0
