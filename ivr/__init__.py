@@ -59,6 +59,12 @@ class Core:
     services: Services
     outbox: Outbox
     people: DemoDirectory
+    demo_engine: sa.Engine
+
+    def close(self) -> None:
+        """Close every database connection the core holds (the pools open new ones if used again)."""
+        self.store.engine.dispose()
+        self.demo_engine.dispose()
 
 
 def build_core(
@@ -87,7 +93,7 @@ def build_core(
         mobile_quarantine=dt.timedelta(hours=settings.mobile_quarantine_hours),
     )
     outbox = Outbox(store, sms or _sms(settings, clock, demo_engine), clock, settings.sms_timeout_seconds + 2)
-    return Core(settings, flow, store, services, outbox, people)
+    return Core(settings, flow, store, services, outbox, people, demo_engine)
 
 
 def create_app(
@@ -118,6 +124,7 @@ def create_app(
     )
     app = Flask(__name__)
     app.extensions["ivr"] = line
+    app.extensions["ivr.core"] = core
     app.extensions["ivr.settings"] = settings
     app.extensions["ivr.people"] = core.people
     app.extensions["ivr.audio"] = line.renderer.audio

@@ -15,7 +15,7 @@ from ivr import create_app
 from ivr.adapters.demo_people import DemoPerson
 from ivr.settings import Settings
 from tests.calls import Call, Clock, Records
-from tests.postgres import postgres_url  # noqa: F401  (one throwaway cluster for the whole run)
+from tests.postgres import either_store, line_template, postgres_url  # noqa: F401  (one cluster a run)
 from tests.shells import line, made, shell  # noqa: F401  (`ivr` in a shell, `ivr serve` behind it)
 
 TOKEN = "test-auth-token"
@@ -38,18 +38,29 @@ def no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url() -> str | None:
+    """The store: SQLite in the data directory. A module that runs on both stores says
+    `database_url = either_store` (tests/postgres.py), and runs on PostgreSQL too."""
+    return None
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         public_base_url=BASE,
         twilio_auth_token=TOKEN,
         secret_key="test-secret-key-for-the-pseudonyms-0123456789",
+        database_url=database_url,
+        demo_backend_database_url=database_url,
     )
 
 
 @pytest.fixture
 def app(settings: Settings, clock: Clock) -> Iterator[Flask]:
-    yield create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock)
+    yield app
+    app.extensions["ivr.core"].close()  # before a PostgreSQL database of the test's own is dropped
 
 
 @pytest.fixture

@@ -149,10 +149,13 @@ def postgres_url() -> Iterator[str]:
 
 
 @contextmanager
-def own_database(postgres_url: str, prefix: str, needed_by: str) -> Iterator[str]:
-    """A new empty database on the test server (its URL), dropped after."""
+def own_database(
+    postgres_url: str, prefix: str, needed_by: str, template: str | None = None
+) -> Iterator[str]:
+    """A new database on the test server (its URL), empty or a copy of `template`'s; dropped after."""
     server = sa.engine.make_url(postgres_url)
     name = f"{prefix}_{secrets.token_hex(4)}"
+    copy = f' TEMPLATE "{template}"' if template else ""
 
     def admin() -> psycopg.Connection:
         return psycopg.connect(
@@ -166,7 +169,7 @@ def own_database(postgres_url: str, prefix: str, needed_by: str) -> Iterator[str
 
     try:
         with admin() as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"{copy}')
     except psycopg.errors.InsufficientPrivilege:
         _unavailable(f"the PostgreSQL user may not CREATE DATABASE, which {needed_by} need")
     try:
@@ -196,3 +199,41 @@ def demo_database(
         demo_directory.build(engine, 2026, people, now)
         yield engine
         engine.dispose()
+
+
+# -- the line's own tests on PostgreSQL -------------------------------------------------------------
+
+STORES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def line_template(postgres_url: str) -> Iterator[str]:
+    """The name of a database holding what a new line makes at its first start (the store and the
+    demo systems migrated, the demo register built as of the tests' fixed day), copied for each
+    test that runs on PostgreSQL: a copy is much quicker than migrating and building again."""
+    from ivr import build_core
+    from ivr.settings import Settings
+    from tests.conftest import OPEN_TIME
+
+    with (
+        own_database(postgres_url, "ivr_template", "the tests on PostgreSQL") as url,
+        tempfile.TemporaryDirectory() as data,
+    ):
+        settings = Settings(data_dir=Path(data), database_url=url, secret_key=SECRET)
+        core = build_core(settings, clock=lambda: OPEN_TIME)
+        core.store.engine.dispose()
+        core.people._engine.dispose()
+        yield sa.engine.make_url(url).database or ""
+
+
+@pytest.fixture(params=STORES)
+def either_store(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The line's store for a test that runs on both: None (SQLite in the data directory), or the
+    URL of a fresh PostgreSQL database of the test's own, as production has."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_url")
+    template = request.getfixturevalue("line_template")
+    with own_database(server, "ivr_test", "the tests on PostgreSQL", template=template) as url:
+        yield url

@@ -8,6 +8,9 @@ from argon2 import PasswordHasher
 from ivr.desk.accounts import Accounts
 from tests.calls import Call, sign
 from tests.conftest import BASE, TOKEN
+from tests.postgres import either_store
+
+database_url = either_store  # every test here on SQLite and on PostgreSQL
 
 AGENT_PHONE = "+4520998877"
 XML = '<?xml version="1.0" encoding="UTF-8"?>'

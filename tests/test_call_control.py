@@ -20,6 +20,7 @@ from ivr.settings import Settings
 from ivr.store import Store, escalations
 from tests.calls import Clock, Records
 from tests.conftest import BASE, OPEN_TIME
+from tests.postgres import either_store
 from tests.test_sms_twilio import (  # noqa: F401  (the fake server's fixture)
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -29,6 +30,7 @@ from tests.test_sms_twilio import (  # noqa: F401  (the fake server's fixture)
     twilio_server,
 )
 
+database_url = either_store  # every test here on SQLite and on PostgreSQL
 CALL_SID = "CA" + "ab" * 16
 QUEUE_SID = "QU" + "cd" * 16
 OTHER_QUEUE = "QU" + "ef" * 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,9 @@ from ivr.questions import expected
 from ivr.settings import Settings
 from tests.calls import Call, Clock, Records
 from tests.desk import PASSWORD, DeskUser, FakeCallControl
+from tests.postgres import either_store
+
+database_url = either_store  # every test here on SQLite and on PostgreSQL
 
 
 @pytest.fixture
@@ -28,14 +31,15 @@ def control() -> FakeCallControl:
 
 
 @pytest.fixture
-def desk(app: Flask, settings: Settings, clock: Clock, control: FakeCallControl) -> Flask:
+def desk(app: Flask, settings: Settings, clock: Clock, control: FakeCallControl) -> Iterator[Flask]:
     desk = create_desk(settings, clock=clock, call_control=control)
     accounts = desk.extensions["desk"].accounts
     accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2id, cheap
     accounts.add("anna", "agent", PASSWORD, name="Anna Agent")
     accounts.add("bo", "agent", PASSWORD)
     accounts.add("sara", "supervisor", PASSWORD, name="Sara Supervisor")
-    return desk
+    yield desk
+    desk.extensions["ivr.core"].close()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from ivr.twilio_caller import TwilioCall
 from tests.calls import Call, Clock, Records
 from tests.conftest import BASE, TOKEN
 from tests.desk import PASSWORD, FakeCallControl
+from tests.postgres import either_store
 
 try:
     from playwright.sync_api import Browser, Page, Response, ViewportSize, sync_playwright
@@ -42,6 +43,7 @@ except ImportError:  # pragma: no cover - playwright is a dev dependency
     sync_playwright = None  # type: ignore[assignment,unused-ignore]
 
 pytestmark = pytest.mark.browser
+database_url = either_store  # every test here on SQLite and on PostgreSQL
 
 # Read when the module is imported: conftest's autouse fixture hides every IVR_* variable from tests.
 REQUIRE_BROWSER = os.environ.get("IVR_TEST_REQUIRE_BROWSER") == "1"
@@ -117,6 +119,7 @@ def desk(app: Flask, settings: Settings, clock: Clock, control: FakeCallControl)
     server = Server(desk)
     yield server
     server.stop()
+    desk.extensions["ivr.core"].close()
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@ from ivr.call_control_adapters import EmbeddedCallControl
 from ivr.store import Store, agents, escalations
 from tests.calls import Call, Clock, Records
 from tests.conftest import BASE, OPEN_TIME, TOKEN
+from tests.postgres import either_store
 from tests.test_audit_trail import assert_in_order
+
+database_url = either_store  # every test here on SQLite and on PostgreSQL
 
 AGENT_PHONE = "+4571112233"
 

@@ -58,6 +58,7 @@ def create_desk(
         MAX_CONTENT_LENGTH=MAX_BODY,
     )
     app.extensions["desk"] = desk
+    app.extensions["ivr.core"] = core
     from ivr.desk import auth, supervisor, views
 
     auth.register(app)

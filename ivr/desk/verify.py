@@ -76,7 +76,9 @@ class Verifier:
         t = desk_verifications.c
         with self.store.connection() as connection:
             connection.execute(
-                sa.delete(desk_verifications).where(t.call_sid == call_sid, t.outcome.is_not("verified"))
+                sa.delete(desk_verifications).where(
+                    t.call_sid == call_sid, sa.or_(t.outcome.is_(None), t.outcome != "verified")
+                )
             )
             connection.execute(sa.insert(desk_verifications).values(call_sid=call_sid, **row))
         self.queue.audit(call_sid, "desk_verification_started", agent=agent, guess_taken=bool(v.guesses))
