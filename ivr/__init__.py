@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from ivr import definitions, migrations
+from ivr import definitions, handover, migrations
 from ivr.actions import Services
 from ivr.adapters import demo_directory
 from ivr.adapters.demo_backend import DemoMitIdBackend
@@ -77,6 +77,7 @@ def build_core(
 ) -> Core:
     """Open the store (migrated), the register, the MitID back end and the SMS outbox."""
     flow, catalog = definitions.load(settings.flows_dir, settings.prompts_dir, settings.flow)
+    handover.check()
     settings.private_data_dir()
     store = Store(make_engine(settings.sqlalchemy_url))
     store.upgrade()

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ivr.counters import SqlCounters
-from ivr.store import Store, agents, audit_events, sql
+from ivr.store import Store, audit_events, sql
 from ivr.twiml import Renderer
 
 CODE_TRIES, CODE_WINDOW = 5, dt.timedelta(hours=1)
@@ -73,10 +73,6 @@ class AgentLine:
             self._audit(call_sid, "agent_code_wrong", agent.username)
             return self.renderer.agent_code(agent.language, wrong=True)
         self._audit(call_sid, "agent_phoned_in", agent.username)
-        with self.store.connection() as connection:
-            connection.execute(
-                sa.update(agents).where(agents.c.id == agent.id).values(status="busy", updated_at=now)
-            )
         return self.renderer.agent_next_caller(agent.language, agent.username)
 
     def _right(self, stored: str, digits: str) -> bool:

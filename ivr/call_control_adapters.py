@@ -17,7 +17,7 @@ from twilio.rest import Client
 from ivr import handover
 from ivr.adapters.sms_twilio import _RedirectingHttpClient
 from ivr.call_control import CallControl
-from ivr.errors import BackendError
+from ivr.errors import BackendError, CallerGone
 from ivr.settings import Settings
 from ivr.store import Store, escalations
 
@@ -54,7 +54,7 @@ class EmbeddedCallControl:
     def put_through(self, call_sid: str) -> None:
         with self.store.connection() as connection:
             if not handover.mark_put_through(connection, call_sid, self.clock()):
-                raise BackendError("the call is not waiting for an agent (the caller may have hung up)")
+                raise CallerGone("the call is no longer waiting for its agent: the caller hung up")
 
 
 class TwilioCallControl:
@@ -86,6 +86,8 @@ class TwilioCallControl:
             member = self._client.queues(queue_sid).members(call_sid)
             member.update(url=self.connect_url, method="POST")
         except TwilioRestException as exc:
+            if exc.status == 404:  # Twilio documents it: no such member in the queue (they hung up)
+                raise CallerGone("Twilio has no such caller in the queue") from None
             code = f", Twilio error {exc.code}" if exc.code else ""
             raise BackendError(f"Twilio refused to put the call through (HTTP {exc.status}{code})") from None
         except TwilioException as exc:

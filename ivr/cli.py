@@ -23,6 +23,7 @@ from pydantic_settings import SettingsError
 from ivr import Clock, db_cli, logs, misconfig, operations, utc_now
 from ivr.desk import commands as desk_commands
 from ivr.errors import DefinitionError
+from ivr.handover import diagram as handover_diagram
 from ivr.misconfig import Builds, Misconfigured
 from ivr.settings import Settings
 from ivr.text_table import format_table
@@ -177,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--language", default="en")
     table.set_defaults(run=_table)
+    flows.add_parser(
+        "handover", help="the hand-over's states as Markdown with a Mermaid diagram (docs/handover.md)"
+    ).set_defaults(run=lambda args: print(handover_diagram(), end="") or 0)
     return parser
 
 

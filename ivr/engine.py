@@ -151,7 +151,8 @@ class Engine:
                     end: Literal["hangup", "agent"] = "hangup"
                     if isinstance(step, AgentStep):
                         end = "agent"
-                        if self.flow.defaults.context_prompt and state.collected:
+                        verified = state.verification is not None and state.verification.outcome == "verified"
+                        if self.flow.defaults.context_prompt and verified:
                             speech += (Utterance(self.flow.defaults.context_prompt),)
                         reason = step.reason or state.escalation_reason or "unspecified"
                         state = state.model_copy(update={"escalation_reason": reason})

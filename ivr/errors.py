@@ -17,6 +17,10 @@ class BackendError(IvrError):
     """An outside system (register, MitID back end, SMS) failed or did not answer."""
 
 
+class CallerGone(BackendError):
+    """The telephony has no such caller to put through: they hung up before an agent reached them."""
+
+
 class DeliveryUnknown(BackendError):
     """The SMS provider did not answer in time: the message may or may not be on its way."""
 

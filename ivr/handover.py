@@ -1,30 +1,188 @@
-"""The hand-over's lifecycle in the store: a queued caller, taken by an agent, put through.
+"""The hand-over of a call from the line to an agent: its states and transitions, declared once.
 
-`escalations.status`: NULL or "waiting" (in the queue) -> "connecting" (the agents' desk took it)
--> "connected" (`/voice/connect` dialled the agent) -> "finished" (the call ended). A caller who
-hangs up before an agent speaks to them is "abandoned"; a taken call whose agent cannot be dialled
-goes back to "waiting". `put_through_at` is set by the call control once the caller is on their
-way to `/voice/connect` (the embedded call control's signal to the wait URL).
+`escalations.status` changes only here, through `move` (at once, on a connection) or `move_in`
+(at the commit of a webhook's transaction): the line, the desk, the agent line, the call control
+and the sweep name an event, and the table below says from which states it moves a hand-over and
+to which. A hand-over in any other state is left as it is, so a late or repeated event (a
+retried webhook, a second click) changes nothing. `check` proves at start-up that every state
+can be reached and every state can end; `diagram` draws it (docs/handover.md).
+
+An agent holds a hand-over from taking it until wrapping it up, whatever the caller does
+meanwhile: a caller who hangs up moves it to `ended`, never away from the agent, so the agent
+can always wrap up, and is busy exactly while holding one (`HELD`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 
+from ivr.errors import DefinitionError
 from ivr.prompts import Slot, Spelled
 from ivr.store import Tx, agents, escalations
 
-WAITING = ("waiting", None)
-TAKEN = ("connecting", "connected")
+
+class Status(StrEnum):
+    WAITING = "waiting"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    ENDED = "ended"
+    WRAPPED_UP = "wrapped_up"
+    ABANDONED = "abandoned"
+
+
+MEANING = {
+    Status.WAITING: "In the agents' queue.",
+    Status.CONNECTING: "An agent took it at the desk; the caller is being put through to them.",
+    Status.CONNECTED: "The agent's phone was dialled, or the agent took the caller by phone.",
+    Status.ENDED: "The caller's call is over (or they hung up) after an agent took it: the wrap-up remains.",
+    Status.WRAPPED_UP: "The agent wrapped the call up with an outcome.",
+    Status.ABANDONED: "The caller left before any agent spoke to them.",
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    event: str
+    source: Status
+    target: Status
+    by: str
+    """Who makes it happen."""
+
+
+S = Status
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition("taken", S.WAITING, S.CONNECTING, "an agent at the desk"),
+    Transition("taken_by_phone", S.WAITING, S.CONNECTED, "an agent phoning in (the agent line)"),
+    Transition("put_through", S.CONNECTING, S.CONNECTED, "the line, dialling the agent"),
+    Transition("back_to_queue", S.CONNECTING, S.WAITING, "the desk or the line: no agent to reach"),
+    Transition("back_to_queue", S.CONNECTED, S.WAITING, "the line: the agent did not answer"),
+    Transition("caller_left", S.WAITING, S.ABANDONED, "the line or the sweep: the call ended"),
+    Transition("caller_left", S.CONNECTING, S.ENDED, "the line or the sweep: the call ended"),
+    Transition("caller_left", S.CONNECTED, S.ENDED, "the line or the sweep: the call ended"),
+    Transition("caller_not_in_queue", S.CONNECTING, S.ABANDONED, "the call control: the caller had gone"),
+    Transition("caller_not_in_queue", S.ENDED, S.ABANDONED, "the call control: the caller had gone"),
+    Transition("wrapped_up", S.CONNECTING, S.WRAPPED_UP, "the agent"),
+    Transition("wrapped_up", S.CONNECTED, S.WRAPPED_UP, "the agent"),
+    Transition("wrapped_up", S.ENDED, S.WRAPPED_UP, "the agent"),
+)
+START = Status.WAITING
+HELD = tuple(t.source for t in TRANSITIONS if t.event == "wrapped_up")
+"""The states in which an agent holds the hand-over (and is busy)."""
+TAKEN = (Status.CONNECTING, Status.CONNECTED)
+"""The states in which an agent is on the way to the caller, or with them."""
+
+
+def sources(event: str) -> dict[Status, list[Status]]:
+    """For `event`: each target state, and the states it moves a hand-over from to get there."""
+    found: dict[Status, list[Status]] = {}
+    for t in TRANSITIONS:
+        if t.event == event:
+            found.setdefault(t.target, []).append(t.source)
+    if not found:
+        raise KeyError(f"no hand-over event {event!r}")
+    return found
+
+
+def check(transitions: Iterable[Transition] = TRANSITIONS) -> None:
+    """Refuse a hand-over definition with a state that cannot be reached or cannot end, an event
+    that says two things in one state, or an event whose moves could chain."""
+    table = list(transitions)
+    seen: set[tuple[str, Status]] = set()
+    for t in table:
+        if (t.event, t.source) in seen:
+            raise DefinitionError(f"hand-over: {t.event!r} leaves {t.source} twice")
+        seen.add((t.event, t.source))
+    for event in {t.event for t in table}:
+        targets = {t.target for t in table if t.event == event}
+        if targets & {t.source for t in table if t.event == event}:
+            raise DefinitionError(f"hand-over: {event!r} moves into a state it also moves from")
+    reached = _closure({START}, {(t.source, t.target) for t in table})
+    if missing := set(Status) - reached:
+        raise DefinitionError(f"hand-over: {', '.join(sorted(missing))} cannot be reached")
+    ends = set(Status) - {t.source for t in table}
+    backwards = {(t.target, t.source) for t in table}
+    if stuck := set(Status) - _closure(ends, backwards):
+        raise DefinitionError(f"hand-over: {', '.join(sorted(stuck))} can never end")
+
+
+def _closure(start: set[Status], edges: set[tuple[Status, Status]]) -> set[Status]:
+    found, frontier = set(start), list(start)
+    while frontier:
+        here = frontier.pop()
+        for source, target in edges:
+            if source == here and target not in found:
+                found.add(target)
+                frontier.append(target)
+    return found
+
+
+def diagram() -> str:
+    """The hand-over's states as a Markdown page with a Mermaid diagram (docs/handover.md)."""
+    lines = [
+        "# The hand-over to an agent",
+        "",
+        "Generated from `ivr/handover.py` by `ivr flows handover > docs/handover.md`;",
+        "a test keeps it current.",
+        "",
+        "```mermaid",
+        "stateDiagram-v2",
+        f"    [*] --> {START}",
+        *(f"    {t.source} --> {t.target}: {t.event}" for t in TRANSITIONS),
+        *(f"    {end} --> [*]" for end in Status if end not in {t.source for t in TRANSITIONS}),
+        "```",
+        "",
+        "| state | meaning |",
+        "|---|---|",
+        *(f"| `{s}` | {MEANING[s]} |" for s in Status),
+        "",
+        "| event | from | to | by |",
+        "|---|---|---|---|",
+        *(f"| `{t.event}` | `{t.source}` | `{t.target}` | {t.by} |" for t in TRANSITIONS),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- moving a hand-over -----------------------------------------------------------------------------
+
+
+def of_call(call_sid: str) -> sa.ColumnElement[bool]:
+    return escalations.c.call_sid == call_sid
+
+
+def held_by(call_id: int, agent: str) -> sa.ColumnElement[bool]:
+    return sa.and_(escalations.c.id == call_id, escalations.c.agent == agent)
+
+
+def _updates(event: str, where: sa.ColumnElement[bool], values: dict[str, Any]) -> list[sa.Update]:
+    return [
+        sa.update(escalations).where(where, escalations.c.status.in_(froms)).values(status=target, **values)
+        for target, froms in sources(event).items()
+    ]
+
+
+def move(connection: sa.Connection, event: str, where: sa.ColumnElement[bool], **values: Any) -> bool:
+    """Make `event` happen now to the hand-over(s) `where` selects; whether one moved."""
+    return sum(connection.execute(u).rowcount for u in _updates(event, where, values)) > 0
+
+
+def move_in(tx: Tx, event: str, call_sid: str, **values: Any) -> None:
+    """Make `event` happen to the call's hand-over at the commit of the webhook's transaction."""
+    tx.writes.extend(_updates(event, of_call(call_sid), values))
+
+
+# -- reading one ------------------------------------------------------------------------------------
 
 
 def escalation(tx: Tx, call_sid: str) -> sa.Row[Any] | None:
     """The call's escalation, as the store has it now."""
-    return tx.reader.execute(sa.select(escalations).where(escalations.c.call_sid == call_sid)).first()
+    return tx.reader.execute(sa.select(escalations).where(of_call(call_sid))).first()
 
 
 def agent(tx: Tx | sa.Connection, username: str | None) -> sa.Row[Any] | None:
@@ -36,9 +194,30 @@ def agent(tx: Tx | sa.Connection, username: str | None) -> sa.Row[Any] | None:
     return reader.execute(query).first()
 
 
+def busy(connection: sa.Connection) -> set[str]:
+    """The agents who hold a hand-over now."""
+    e = escalations.c
+    return set(
+        connection.execute(sa.select(e.agent).where(e.status.in_(HELD), e.agent.is_not(None))).scalars()
+    )
+
+
 def is_put_through(row: sa.Row[Any] | None) -> bool:
     """Whether an agent took the call and the call control sent the caller their way."""
-    return row is not None and row.status == "connecting" and row.put_through_at is not None
+    return row is not None and row.status == Status.CONNECTING and row.put_through_at is not None
+
+
+def record_queue(tx: Tx, call_sid: str, queue_sid: str) -> None:
+    """Keep the queue the call waits in (Twilio's wait URL names it), the first time."""
+    query = sa.update(escalations).where(of_call(call_sid), escalations.c.queue_sid.is_(None))
+    tx.writes.append(query.values(queue_sid=queue_sid))
+
+
+def mark_put_through(connection: sa.Connection, call_sid: str, now: dt.datetime) -> bool:
+    """Note that the caller is on their way to the agent (not a change of state: the embedded
+    call control's signal to the wait URL); False unless the call is connecting."""
+    query = sa.update(escalations).where(of_call(call_sid), escalations.c.status == Status.CONNECTING)
+    return connection.execute(query.values(put_through_at=now)).rowcount == 1
 
 
 def context(row: sa.Row[Any] | dict[str, Any]) -> list[tuple[str, dict[str, Slot]]]:
@@ -54,49 +233,3 @@ def context(row: sa.Row[Any] | dict[str, Any]) -> list[tuple[str, dict[str, Slot
     if kind and digits:
         parts.append((f"whisper_document_{kind}", {"digits": Spelled(digits[-2:])}))
     return parts
-
-
-def _where(call_sid: str, statuses: Collection[str | None]) -> sa.ColumnElement[bool]:
-    c = escalations.c
-    named = [s for s in statuses if s is not None]
-    status = sa.or_(c.status.in_(named), c.status.is_(None)) if None in statuses else c.status.in_(named)
-    return sa.and_(c.call_sid == call_sid, status)
-
-
-def change(tx: Tx, call_sid: str, statuses: Collection[str | None], **values: Any) -> None:
-    """At commit, change the call's escalation, provided its status is still one of `statuses`."""
-    tx.writes.append(sa.update(escalations).where(_where(call_sid, statuses)).values(**values))
-
-
-def record_queue(tx: Tx, call_sid: str, queue_sid: str) -> None:
-    """Keep the queue the call waits in (Twilio's wait URL names it), the first time."""
-    c = escalations.c
-    query = sa.update(escalations).where(c.call_sid == call_sid, c.queue_sid.is_(None))
-    tx.writes.append(query.values(queue_sid=queue_sid))
-
-
-def connected(tx: Tx, call_sid: str) -> None:
-    change(tx, call_sid, ("connecting",), status="connected", connected_at=tx.now)
-
-
-def back_to_queue(tx: Tx, call_sid: str) -> None:
-    """The agent cannot be reached: the call waits again for whoever takes it next."""
-    change(tx, call_sid, ("connecting",), status="waiting", agent=None, put_through_at=None)
-
-
-def abandoned(tx: Tx, call_sid: str) -> None:
-    """The caller hung up before an agent spoke to them."""
-    change(tx, call_sid, (*WAITING, "connecting"), status="abandoned", finished_at=tx.now)
-
-
-def finished(tx: Tx, call_sid: str) -> None:
-    """The call is over: a connected hand-over is finished, a waiting one abandoned."""
-    change(tx, call_sid, ("connected",), status="finished", finished_at=tx.now)
-    abandoned(tx, call_sid)
-
-
-def mark_put_through(connection: sa.Connection, call_sid: str, now: dt.datetime) -> bool:
-    """Note that the caller is being put through; False unless the call is "connecting"."""
-    c = escalations.c
-    query = sa.update(escalations).where(c.call_sid == call_sid, c.status == "connecting")
-    return connection.execute(query.values(put_through_at=now)).rowcount == 1

@@ -27,11 +27,22 @@ from ivr.outbox import Outbox
 from ivr.ports import OutgoingSms
 from ivr.prompts import Spelled
 from ivr.state import CallState
-from ivr.store import Conflict, SessionRow, Store, Tx, call_sessions, desk_verifications
+from ivr.store import (
+    Conflict,
+    SessionRow,
+    Store,
+    Tx,
+    audit_events,
+    call_sessions,
+    desk_verifications,
+    escalations,
+)
 from ivr.twiml import Renderer
 
 log = logging.getLogger(__name__)
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Twilio's `QueueResult`s for a caller whom Twilio itself dropped from the queue.
+QUEUE_DROPPED = frozenset({"error", "system-shutdown"})
 
 
 class CallerMismatch(IvrError):
@@ -125,7 +136,7 @@ class Line:
             row = self._own_session(tx, call_sid, caller)
             if row is not None:
                 self._scrub(tx, row, "call_ended", status=status, duration=duration)
-            handover.finished(tx, call_sid)
+            handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
 
     def wait(self, call_sid: str, position: int | None, caller: str | None, queue_sid: str | None) -> str:
         """What a queued caller hears: their place in the queue and an estimate; or, once an
@@ -142,14 +153,21 @@ class Line:
         return self.renderer.queue_wait(language, place, minutes)
 
     def queue_exit(self, call_sid: str, caller: str | None, result: str | None) -> str:
-        """The caller left the queue: on to the agent, or (hung up) the hand-over is abandoned."""
+        """The caller left the queue (Twilio's `QueueResult`): on to the agent who took the call;
+        hung up; back into the queue when Twilio dropped them from it (an error, a restart);
+        goodbye after an agent who phoned in was bridged to them, or when the queue is full."""
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
             escalation = handover.escalation(tx, call_sid)
             if result == "hangup":
-                handover.abandoned(tx, call_sid)
+                handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
+            elif result in QUEUE_DROPPED:
+                tx.audit(call_sid, "queue_dropped", result=result)
         if result == "leave" and handover.is_put_through(escalation):
             return self.renderer.to_connect()
+        waiting = escalation is not None and escalation.status == handover.Status.WAITING
+        if result in QUEUE_DROPPED and waiting:
+            return self.renderer.requeue(language)
         return self.renderer.goodbye(language)
 
     def connect(self, call_sid: str, caller: str | None) -> str:
@@ -157,24 +175,25 @@ class Line:
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
             escalation = handover.escalation(tx, call_sid)
-            taken = escalation is not None and escalation.status == "connecting"
+            taken = escalation is not None and escalation.status == handover.Status.CONNECTING
             agent = handover.agent(tx, escalation.agent) if taken and escalation else None
             if agent is None or not agent.phone:
-                handover.back_to_queue(tx, call_sid)
+                handover.move_in(tx, "back_to_queue", call_sid, agent=None, put_through_at=None)
                 tx.audit(call_sid, "agent_unreachable", taken=taken)
                 return self.renderer.requeue(language)
-            handover.connected(tx, call_sid)
+            handover.move_in(tx, "put_through", call_sid, connected_at=tx.now)
             tx.audit(call_sid, "put_through", agent=agent.username)
         return self.renderer.connect(language, agent.phone, call_sid)
 
     def dial_ended(self, call_sid: str, caller: str | None, dial_status: str | None) -> str:
-        """The agent's leg ended: after a conversation, goodbye; if the agent never answered,
-        back to the queue for the next agent (the call is not lost)."""
+        """The agent's leg ended (Twilio's `DialCallStatus`): after a conversation ("completed",
+        or "answered"), goodbye; if the agent never answered, back to the queue for the next
+        agent (the call is not lost)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
-            if dial_status == "completed":
+            if dial_status in ("completed", "answered"):
                 return self.renderer.goodbye(language)
-            handover.change(tx, call_sid, ("connected",), status="waiting", agent=None, put_through_at=None)
+            handover.move_in(tx, "back_to_queue", call_sid, agent=None, put_through_at=None)
             tx.audit(call_sid, "agent_did_not_answer", dial_status=dial_status)
         return self.renderer.requeue(language)
 
@@ -182,9 +201,7 @@ class Line:
         """An agent who phoned in took this caller out of the queue: mark it, and tell them."""
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
-            handover.change(
-                tx, call_sid, handover.WAITING, status="connected", agent=agent, connected_at=tx.now
-            )
+            handover.move_in(tx, "taken_by_phone", call_sid, agent=agent, connected_at=tx.now)
             tx.audit(call_sid, "put_through", agent=agent, by="phone")
         return self.renderer.dequeued(language)
 
@@ -235,6 +252,8 @@ class Line:
                 row = tx.session(call_sid)
                 if row is not None and not row.ended:
                     self._scrub(tx, row, "call_swept")
+                    handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
+        self._sweep_handovers(before)
         with self.store.connection() as connection:  # the desk's verifications left unfinished
             d = desk_verifications.c
             forgotten = sa.update(desk_verifications).where(
@@ -245,6 +264,17 @@ class Line:
         if not self.store.checkpoint():
             log.warning("the write-ahead log was busy; the next sweep folds it")
         return len(call_sids)
+
+    def _sweep_handovers(self, before: dt.datetime) -> None:
+        """Callers still in the queue after as long as a call may go without a status (their
+        end-of-call status lost): they have left, and no agent is to take them."""
+        e = escalations.c
+        query = sa.select(e.call_sid).where(e.status == handover.Status.WAITING, e.created_at < before)
+        with self.store.connection() as connection:
+            for call_sid in list(connection.execute(query).scalars()):
+                now = self.clock()
+                if handover.move(connection, "caller_left", handover.of_call(call_sid), caller_left_at=now):
+                    _audit_now(connection, now, call_sid, "handover_swept")
 
     # -- one webhook ---------------------------------------------------------------------------
 
@@ -395,6 +425,9 @@ class Line:
             step=state.step,
         )
         tx.audit(state.call_sid, "escalated", reason=state.escalation_reason)
+        if verification == "verified" and number and state.verification is not None:
+            kind = str(state.collected.get("document_type"))
+            tx.hand_verification_to_desk(state.call_sid, kind, number, state.verification.model_dump_json())
 
     def _record_failure(self, call_sid: str, caller: str | None, reason: str) -> tuple[str, ...]:
         """Note the failure and hand the call to an agent with what we know; the languages to
@@ -425,3 +458,7 @@ class Line:
         with self.store.transaction(self.clock(), call_sid) as tx:
             row = tx.session(call_sid)
             return str(row.reply) if row else self._unknown_call(tx, call_sid)
+
+
+def _audit_now(connection: sa.Connection, now: dt.datetime, call_sid: str, event: str) -> None:
+    connection.execute(sa.insert(audit_events).values(at=now, call_sid=call_sid, event=event, detail="{}"))

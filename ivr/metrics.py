@@ -34,6 +34,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from ivr import logs
+from ivr.handover import Status
 from ivr.store import Store, audit_events, escalations, sms_outbox
 
 access_log = logging.getLogger("ivr.access")
@@ -49,7 +50,7 @@ VERIFICATION_EVENTS = (
     "identity_locked",
 )
 CALL_ENDS = ("call_ended", "call_swept")
-WAITING = sa.or_(escalations.c.status.is_(None), escalations.c.status == "waiting")
+WAITING = escalations.c.status == Status.WAITING
 
 StartResponse = Callable[..., Any]
 
@@ -315,10 +316,10 @@ class StoreCollector(Collector):
             "How long the longest-waiting caller has waited",
             value=longest,
         )
-        status = sa.func.coalesce(e.status, "waiting")
+        status = e.status
         hand_overs = GaugeMetricFamily(
             "ivr_handovers",
-            "Hand-overs by where they are now (waiting, connecting, connected, finished, abandoned)",
+            f"Hand-overs by where they are now ({', '.join(Status)})",
             labels=["status"],
         )
         for name, count in connection.execute(sa.select(status, sa.func.count()).group_by(status)):

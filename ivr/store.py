@@ -78,16 +78,17 @@ escalations = sa.Table(
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("document", sa.String(64)),
     sa.Column("step", sa.String(64), nullable=False),
-    # The agents' desk: where the hand-over is. NULL or "waiting" (in the queue), "connecting"
-    # (an agent took it; the caller is being put through), "connected", "finished", "abandoned".
+    # The agents' desk: where the hand-over is, one of `ivr.handover.Status` (only that module
+    # changes it): waiting, connecting, connected, ended, wrapped_up, abandoned.
     sa.Column("status", sa.String(16)),
     sa.Column("agent", sa.String(64)),  # the username of the agent who took it
     sa.Column("queue_sid", sa.String(64)),  # Twilio's queue, as its wait URL requests name it
     sa.Column("put_through_at", sa.DateTime(timezone=True)),
     sa.Column("connected_at", sa.DateTime(timezone=True)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("outcome", sa.String(32)),  # user_id_given, pin_sent, citizen_service, other
+    sa.Column("finished_at", sa.DateTime(timezone=True)),  # wrapped up, or abandoned
+    sa.Column("outcome", sa.String(32)),  # `ivr.desk.queue.OUTCOMES`
     sa.Column("note", sa.Text),
+    sa.Column("caller_left_at", sa.DateTime(timezone=True)),  # the caller's call ended
     sa.Index("ix_escalations_status", "status"),
 )
 
@@ -545,7 +546,8 @@ class Tx:
         self.writes.append(
             (
                 "INSERT INTO escalations (created_at, call_sid, language, intent, verification, reason,"
-                " document, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid) DO NOTHING",
+                " document, step, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting')"
+                " ON CONFLICT (call_sid) DO NOTHING",
                 (self._stamp, *(values.get(name) for name in names)),
             )
         )
@@ -558,6 +560,21 @@ class Tx:
                 'INSERT INTO sms_outbox ("key", call_sid, "to", body, status, created_at)'
                 " VALUES (?, ?, ?, ?, 'pending', ?)",
                 (message.key, call_sid, masked(message.to), kind, self._stamp),
+            )
+        )
+
+    def hand_verification_to_desk(
+        self, call_sid: str, document_type: str, number: str, progress: str
+    ) -> None:
+        """The line verified the caller on this call: the desk takes that verification as its own
+        (agent "line"), so the agent can act without asking again; the document number only until
+        the call ends, as for a verification made at the desk."""
+        self.writes.append(
+            (
+                "INSERT INTO desk_verifications (call_sid, agent, document_type, document_number, progress,"
+                " outcome, started_at, updated_at) VALUES (?, 'line', ?, ?, ?, 'verified', ?, ?)"
+                " ON CONFLICT (call_sid) DO NOTHING",
+                (call_sid, document_type, number, progress, self._stamp, self._stamp),
             )
         )
 

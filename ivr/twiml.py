@@ -172,7 +172,7 @@ class Renderer:
         response = VoiceResponse()
         self._say(response, [Utterance("connecting")], {}, language)
         dial = response.dial(action=self.urls.dial_ended, method="POST")
-        dial.number(phone, url=self.urls.whisper(call_sid), method="POST")
+        dial.number(phone, url=self.urls.whisper(call_sid))
         return str(response)
 
     def requeue(self, language: str) -> str:
@@ -206,7 +206,7 @@ class Renderer:
         response = VoiceResponse()
         self._say(response, [Utterance("agent_next_caller")], {}, language)
         dial = response.dial()
-        dial.queue(self.queue, url=self.urls.dequeued(agent), method="POST")
+        dial.queue(self.queue, url=self.urls.dequeued(agent))
         return str(response)
 
     def agent_blocked(self, language: str) -> str:

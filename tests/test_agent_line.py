@@ -57,11 +57,11 @@ def test_the_right_code_puts_the_agent_through_to_the_next_caller(app, anna, rec
     assert answer.get_data(as_text=True) == (
         f"{XML}<Response>"
         '<Say language="en-GB" voice="Polly.Amy">Putting you through to the next caller.</Say>'
-        f'<Dial><Queue method="POST" url="{BASE}/voice/agent/dequeued?agent=anna">'
+        f'<Dial><Queue url="{BASE}/voice/agent/dequeued?agent=anna">'
         "mitid-support</Queue></Dial>"
         "</Response>"
     )
-    assert anna.get("anna").status == "busy"
+    assert anna.get("anna").status == "away"  # busy only once holding a caller (the next test)
     assert "agent_phoned_in" in [row["event"] for row in records.rows("audit_events")]
 
 
@@ -72,6 +72,26 @@ def test_the_caller_taken_from_the_queue_is_told_and_marked_connected_to_the_age
     assert caller.said == ["connecting"]
     escalation = records.escalation(caller)
     assert (escalation["status"], escalation["agent"]) == ("connected", "anna")
+    assert anna.get("anna").status == "busy"
+
+
+def test_a_caller_who_hangs_up_on_an_agent_who_phoned_in_leaves_the_agent_a_wrap_up_not_stuck(
+    app, anna, dial, records, clock
+):
+    from ivr.desk.queue import Queue
+
+    caller = dial("en").choose_language().press("0")
+    caller.post(f"{BASE}/voice/agent/dequeued?agent=anna")
+    caller.hang_up()
+    escalation = records.escalation(caller)
+    assert (escalation["status"], escalation["agent"]) == ("ended", "anna")
+    queue = Queue(app.extensions["ivr"].store, clock)
+    held = queue.current("anna")
+    assert held is not None and held.gone and anna.get("anna").status == "busy"
+    assert "caller_left" in queue.offered(held) and "user_id_given" not in queue.offered(held)
+    assert queue.wrap_up(held.id, "anna", "caller_left", "")
+    assert anna.get("anna").status == "away" and queue.current("anna") is None
+    assert records.escalation(caller)["status"] == "wrapped_up"
 
 
 def test_a_wrong_code_asks_again_and_five_wrong_codes_hang_up(app, anna, records):

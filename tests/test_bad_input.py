@@ -47,9 +47,9 @@ def test_these_are_all_the_listening_steps_of_the_flow(app):
 
 
 def handover(step: str) -> list[str]:
-    """What a caller put through to an agent at `step` hears: that the agent sees what they told
-    us once they told something (what they want, from the main menu on)."""
-    return ["transfer"] if step in ("choose_language", "main_menu") else ["transfer", "context_kept"]
+    """What a caller put through to an agent at `step` hears: that the agent can act without
+    asking again only once the caller was verified (at the user ID, after the questions)."""
+    return ["transfer", "context_kept"] if step == "user_id_again" else ["transfer"]
 
 
 @languages

@@ -15,7 +15,7 @@ from flask import Flask
 from ivr import call_control_adapters
 from ivr.call_control import CallControl
 from ivr.call_control_adapters import EmbeddedCallControl, TwilioCallControl
-from ivr.errors import BackendError
+from ivr.errors import BackendError, CallerGone
 from ivr.settings import Settings
 from ivr.store import Store, escalations
 from tests.calls import Clock, Records
@@ -158,18 +158,36 @@ def test_a_refusal_is_a_backend_error_without_the_call_or_the_numbers(
     store: Store,
 ) -> None:
     escalate(store)
+    twilio_server.status = 400
+    twilio_server.answer = {
+        "code": 21220,
+        "message": f"Invalid call state for {CALL_SID}",
+        "status": 400,
+    }
+    with pytest.raises(BackendError) as caught:
+        twilio.put_through(CALL_SID)
+    assert not isinstance(caught.value, CallerGone)
+    assert "400" in str(caught.value) and "21220" in str(caught.value)
+    told = "".join(traceback.format_exception(caught.value))
+    assert CALL_SID not in told and AUTH_TOKEN not in told
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_a_caller_twilio_no_longer_has_in_the_queue_is_gone(
+    twilio_server: FakeTwilio,  # noqa: F811
+    twilio: TwilioCallControl,
+    store: Store,
+) -> None:
+    """Twilio answers 404 for a queue member that is not there: the caller hung up."""
+    escalate(store)
     twilio_server.status = 404
     twilio_server.answer = {
         "code": 20404,
         "message": f"The requested resource /Queues/{QUEUE_SID}/Members/{CALL_SID}.json was not found",
         "status": 404,
     }
-    with pytest.raises(BackendError) as caught:
+    with pytest.raises(CallerGone):
         twilio.put_through(CALL_SID)
-    assert "404" in str(caught.value) and "20404" in str(caught.value)
-    told = "".join(traceback.format_exception(caught.value))
-    assert CALL_SID not in told and AUTH_TOKEN not in told
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 def test_an_unreachable_twilio_is_a_backend_error(store: Store) -> None:
@@ -199,7 +217,7 @@ def test_embedded_notes_the_put_through_of_a_connecting_call(app: Flask, store: 
 @pytest.mark.parametrize("status", [None, "waiting", "abandoned", "connected"])
 def test_embedded_refuses_a_call_nobody_is_taking(app: Flask, store: Store, status: str | None) -> None:
     escalate(store, status=status)
-    with pytest.raises(BackendError, match="not waiting for an agent"):
+    with pytest.raises(CallerGone, match="no longer waiting for its agent"):
         EmbeddedCallControl(store).put_through(CALL_SID)
     assert Records(app).rows("escalations")[0]["put_through_at"] is None
 

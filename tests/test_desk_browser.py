@@ -300,7 +300,7 @@ def test_a_caller_is_helped_at_the_desk_from_the_live_queue_to_the_wrap_up_and_a
     anna.wait_for_url("**/")
     assert "The call was wrapped up" in anna.inner_text(by("flash"))
     row_now = records.escalation(call)
-    assert (row_now["status"], row_now["agent"], row_now["outcome"]) == ("finished", "anna", "pin_sent")
+    assert (row_now["status"], row_now["agent"], row_now["outcome"]) == ("wrapped_up", "anna", "pin_sent")
     assert row_now["note"] == "Sent the temporary PIN; the caller activates MitID today."
     seen.look(anna)
 

@@ -170,12 +170,26 @@ def test_0_at_any_menu_puts_the_caller_through_to_an_agent(engine: Engine, step:
     assert answer.end == "agent"
     assert answer.state.step == "agent_requested"
     assert answer.state.escalation_reason == "caller_request"
-    assert said(answer) == ["transfer", "context_kept"]
+    assert said(answer) == ["transfer"]  # not verified: the agent will have to ask again
 
 
 def test_a_caller_who_told_nothing_is_not_told_the_agent_knows_it(engine: Engine) -> None:
     answer = reply(engine.on_keys(at("main_menu"), "0"))
     assert said(answer) == ["transfer"]
+
+
+def test_only_a_caller_verified_on_the_call_is_told_they_need_not_repeat_anything(engine: Engine) -> None:
+    """The agent then sees "verified by the line" and can act at once: the sentence is true."""
+    verified = Verification.model_construct(questions=["postcode"], asked=1, outcome="verified")
+    at_menu = at("main_menu", collected={"intent": "temporary_pin"})
+    assert said(reply(engine.on_keys(at_menu.model_copy(update={"verification": verified}), "0"))) == [
+        "transfer",
+        "context_kept",
+    ]
+    unfinished = Verification.model_construct(questions=["postcode"], asked=0, outcome=None)
+    assert said(reply(engine.on_keys(at_menu.model_copy(update={"verification": unfinished}), "0"))) == [
+        "transfer"
+    ]
 
 
 def test_0_while_keying_a_document_number_is_also_the_way_out(engine: Engine) -> None:
@@ -327,8 +341,13 @@ def test_an_issued_pin_is_delivered_before_the_caller_hears_anything(engine: Eng
 
 
 def test_an_sms_that_did_not_go_is_handed_to_an_agent(engine: Engine) -> None:
+    verified = Verification.model_construct(questions=["postcode"], asked=1, outcome="verified")
     pending = ActionNeeded(
-        at("deliver_pin", collected={"intent": "temporary_pin"}), "deliver_sms", "", (), {}
+        at("deliver_pin", collected={"intent": "temporary_pin"}, verification=verified),
+        "deliver_sms",
+        "",
+        (),
+        {},
     )
     answer = reply(engine.on_outcome(pending, "failed", {}))
     assert answer.end == "agent"

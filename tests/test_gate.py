@@ -248,7 +248,7 @@ def test_withheld_numbers_share_a_bucket_of_their_own_and_then_reach_an_agent(tm
         assert call.asked
         call.answer_questions(mette)
     fourth = at_confirmation(app, mette.person.documents[0], caller="+266696687").press("1")
-    assert fourth.said == ["hidden_number_limited", "transfer", "context_kept"]
+    assert fourth.said == ["hidden_number_limited", "transfer"]
     assert fourth.queued
     assert records.escalation(fourth)["reason"] == "hidden_number_limited"
     shown = at_confirmation(app, mette.person.documents[0]).press("1")  # a number shown: unaffected

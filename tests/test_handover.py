@@ -44,7 +44,7 @@ def queued(dial: Callable[..., Call], records: Records) -> Call:
     call = dial("en").choose_language().press("0")
     assert call.queued, call.heard
     call.wait_in_queue(1)
-    assert records.escalation(call)["status"] is None
+    assert records.escalation(call)["status"] == "waiting"
     return call
 
 
@@ -78,7 +78,7 @@ def test_a_taken_call_is_put_through_to_the_agent_who_hears_the_context_first(
     clock.advance(minutes=5)
     queued.hang_up()
     row = records.escalation(queued)
-    assert (row["status"], row["finished_at"]) == ("finished", clock.now)
+    assert (row["status"], row["agent"], row["caller_left_at"]) == ("ended", "anna", clock.now)  # to wrap up
 
 
 def test_until_put_through_the_caller_hears_their_place(app: Flask, queued: Call, records: Records) -> None:
@@ -91,7 +91,7 @@ def test_until_put_through_the_caller_hears_their_place(app: Flask, queued: Call
 def test_a_caller_who_hangs_up_in_the_queue_abandons_the_hand_over(queued: Call, records: Records) -> None:
     queued.hang_up()
     assert records.escalation(queued)["status"] == "abandoned"
-    assert records.escalation(queued)["finished_at"] == OPEN_TIME
+    assert records.escalation(queued)["caller_left_at"] == OPEN_TIME
 
 
 def test_an_agent_without_a_phone_sends_the_caller_back_to_wait_for_another(
@@ -118,7 +118,7 @@ def test_connect_answers_only_the_calls_own_number(app: Flask, queued: Call, rec
 def test_connect_for_a_call_nobody_took_goes_back_to_the_queue(queued: Call, records: Records) -> None:
     queued.post(f"{BASE}/voice/connect")
     assert queued.said == ["agent_unavailable"] and queued.queued
-    assert records.escalation(queued)["status"] is None
+    assert records.escalation(queued)["status"] == "waiting"
 
 
 def test_a_whisper_for_a_call_nobody_is_taking_hangs_up_the_agents_leg(app: Flask, queued: Call) -> None:

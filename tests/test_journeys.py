@@ -251,7 +251,7 @@ def test_0_at_the_document_prompt_puts_the_caller_through_with_what_they_want(di
     call = dial(language).choose_language().press("2")
     assert call.said == ["document_number"]
     call.press("0#")
-    assert call.said == ["transfer", "context_kept"]
+    assert call.said == ["transfer"]  # not verified: the agent will have to ask
     assert call.queued
     escalation = records.escalation(call)
     assert (escalation["language"], escalation["intent"]) == (language, "temporary_pin")
@@ -263,7 +263,7 @@ def test_0_while_keying_the_document_number_puts_the_caller_through(dial, record
     call = dial(language).choose_language().press("1")
     assert call.said == ["document_number"]
     call.press("0#")
-    assert call.said == ["transfer", "context_kept"]
+    assert call.said == ["transfer"]  # not verified: the agent will have to ask
     assert call.queued
     escalation = records.escalation(call)
     assert (escalation["intent"], escalation["verification"]) == ("user_id", "not_started")

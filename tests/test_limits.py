@@ -152,7 +152,7 @@ def test_withheld_numbers_share_a_bucket_of_their_own_size(settings, clock, case
         assert passed(verify(app, person, right=True, caller="anonymous"))
     refused = Call(app, TOKEN, BASE, language="en", caller="Restricted").dial().choose_language()
     refused.identify(person, "user_id")
-    assert refused.said == ["hidden_number_limited", "transfer", "context_kept"]
+    assert refused.said == ["hidden_number_limited", "transfer"]
     assert refused.queued
     assert records.escalation(refused)["reason"] == "hidden_number_limited"
     assert refusal(records, refused) == {"reason": "hidden_number_limited"}

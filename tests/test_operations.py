@@ -176,8 +176,7 @@ def test_the_metrics_count_verifications_sms_and_the_queue(app: Flask, day_of_ca
     assert value(samples, "ivr_agent_queue_length") == 1
     assert value(samples, "ivr_handovers", status="waiting") == 1
     assert (
-        value(samples, "ivr_handovers", status="finished")
-        + value(samples, "ivr_handovers", status="abandoned")
+        value(samples, "ivr_handovers", status="ended") + value(samples, "ivr_handovers", status="abandoned")
         == 1
     )
 

@@ -185,7 +185,7 @@ def test_keys_a_keypad_cannot_send_are_refused() -> None:
 
 
 AGENT = "+4512345678"
-DIAL = f'<Dial><Number url="/whisper?call=x" method="POST">{AGENT}</Number></Dial>'
+DIAL = f'<Dial><Number url="/whisper?call=x">{AGENT}</Number></Dial>'
 
 
 def test_dial_requests_the_numbers_url_as_the_dialled_leg_then_connects() -> None:

@@ -217,7 +217,7 @@ def test_connect_tells_the_caller_and_dials_the_agent_with_the_whisper() -> None
         f"{XML}<Response>"
         f"{EN_SAY}An agent is ready for you. We are putting you through now.</Say>"
         '<Dial action="https://ivr.example.test/voice/dial-ended" method="POST">'
-        f'<Number method="POST" url="https://ivr.example.test/voice/whisper?call={SID}">+4512345678</Number>'
+        f'<Number url="https://ivr.example.test/voice/whisper?call={SID}">+4512345678</Number>'
         "</Dial>"
         "</Response>"
     )

@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ivr import handover
 from ivr.store import Store, agents
 
 Role = Literal["agent", "supervisor"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor")
-STATUSES = ("available", "away", "busy")
+STATUSES = ("available", "away")
+"""What an agent sets; "busy" is not set but shown while the agent holds a hand-over."""
 LANGUAGES = ("da", "en")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 12
@@ -37,6 +39,7 @@ class Agent:
     role: Role
     phone: str | None
     status: str
+    """available or away as the agent set it; busy while holding a hand-over."""
     language: str
     disabled: bool
 
@@ -88,12 +91,13 @@ class Accounts:
     def get(self, username: str) -> Agent | None:
         with self.store.connection() as connection:
             row = connection.execute(sa.select(agents).where(agents.c.username == username)).first()
-        return _agent(row._mapping) if row else None
+            return _agent(row._mapping, handover.busy(connection)) if row else None
 
     def all(self) -> list[Agent]:
         with self.store.connection() as connection:
+            busy = handover.busy(connection)
             rows = connection.execute(sa.select(agents).order_by(agents.c.username))
-            return [_agent(row._mapping) for row in rows]
+            return [_agent(row._mapping, busy) for row in rows]
 
     def authenticate(self, username: str, password: str) -> Agent | None:
         """The agent with this username and password, if enabled; None otherwise (as slowly)."""
@@ -108,7 +112,7 @@ class Accounts:
             return None
         if self.hasher.check_needs_rehash(stored):
             self._update(username, password_hash=self.hasher.hash(password))
-        return _agent(row._mapping)
+        return self.get(username)
 
     def set_status(self, username: str, status: str) -> None:
         if status not in STATUSES:
@@ -145,13 +149,13 @@ def _check_password(password: str) -> None:
         raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
 
 
-def _agent(row: Any) -> Agent:
+def _agent(row: Any, busy: set[str]) -> Agent:
     return Agent(
         username=row["username"],
         display_name=row["display_name"],
         role=row["role"],
         phone=row["phone"],
-        status=row["status"],
+        status="busy" if row["username"] in busy else row["status"],
         language=row["language"],
         disabled=bool(row["disabled"]),
     )

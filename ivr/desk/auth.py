@@ -28,7 +28,7 @@ from ivr.store import attempts
 
 bp = Blueprint("auth", __name__)
 PUBLIC = frozenset({"auth.sign_in_form", "auth.sign_in", "static"})
-QUIET = frozenset({"views.queue_rows", "supervisor.board_live"})
+QUIET = frozenset({"views.queue_rows", "views.caller", "supervisor.board_live"})
 """Requests the pages make on their own (polling): they do not count as the agent being active."""
 MASKED_DOCUMENT = re.compile(r"^(\w+) ending (\d{2})$")
 SIGN_IN, WINDOW = "desk_login", dt.timedelta(minutes=15)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ivr import handover
 from ivr.desk.queue import Queue
 from ivr.store import Store, agents, audit_events, escalations
 
@@ -32,12 +33,14 @@ def board(store: Store, queue: Queue, now: dt.datetime) -> Board:
     since = dt.datetime.combine(now.astimezone(LOCAL).date(), dt.time(), tzinfo=LOCAL).astimezone(dt.UTC)
     e, a = escalations.c, audit_events.c
     with store.connection() as connection:
-        statuses = Counter(
-            connection.execute(sa.select(agents.c.status).where(agents.c.disabled.is_(False))).scalars()
+        busy = handover.busy(connection)
+        enabled = connection.execute(
+            sa.select(agents.c.username, agents.c.status).where(agents.c.disabled.is_(False))
         )
+        statuses = Counter("busy" if username in busy else status for username, status in enabled)
         reasons = Counter(connection.execute(sa.select(e.reason).where(e.created_at >= since)).scalars())
         abandoned = connection.execute(
-            sa.select(sa.func.count()).where(e.created_at >= since, e.status == "abandoned")
+            sa.select(sa.func.count()).where(e.created_at >= since, e.status == handover.Status.ABANDONED)
         ).scalar_one()
         ends = connection.execute(sa.select(a.detail).where(a.event == "flow_ended", a.at >= since)).scalars()
         by_machine = sum(json.loads(detail).get("end") != "agent" for detail in ends)

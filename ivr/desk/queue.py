@@ -1,8 +1,8 @@
 """The queue of callers handed over to agents, over the store's `escalations`.
 
-A hand-over waits (status NULL or "waiting") until an agent takes it. Taking is one conditional
-UPDATE, so of two agents taking the same call at once exactly one gets it; the taker is then
-busy until they wrap the call up with an outcome.
+A hand-over waits until an agent takes it. Taking is one conditional UPDATE (`ivr.handover`), so
+of two agents taking the same call at once exactly one gets it; the taker holds it, and is busy,
+until they wrap the call up with an outcome, whether or not the caller is still there.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ivr import handover
+from ivr.handover import HELD, Status, held_by
 from ivr.store import Store, agents, audit_events, escalations
 
-OUTCOMES = ("user_id_given", "pin_sent", "citizen_service", "other")
-WAITING = sa.or_(escalations.c.status.is_(None), escalations.c.status == "waiting")
-WITH_AGENT = ("connecting", "connected")
+OUTCOMES = ("pin_sent", "user_id_given", "citizen_service", "caller_left", "other")
+"""How an agent may end a call; each is offered only when it fits what happened (`offered`)."""
+WAITING = escalations.c.status == Status.WAITING
+# What the desk did on a call, by its audit trail, that an outcome says.
+DONE_BY = {"pin_sent": ("desk_sms_sent", "sms_sent"), "user_id_given": ("desk_user_id_shown",)}
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,13 @@ class Call:
     outcome: str | None
     note: str | None
     waited: dt.timedelta
+    caller_left_at: dt.datetime | None = None
     position: int | None = None
+
+    @property
+    def gone(self) -> bool:
+        """The caller's call has ended: nothing more can be done for them on this call."""
+        return self.status in (Status.ENDED, Status.ABANDONED) or self.caller_left_at is not None
 
 
 class Queue:
@@ -63,7 +73,7 @@ class Queue:
     def current(self, agent: str) -> Call | None:
         """The call this agent has taken and not wrapped up yet."""
         c = escalations.c
-        query = sa.select(escalations).where(c.agent == agent, c.status.in_(WITH_AGENT)).order_by(c.id)
+        query = sa.select(escalations).where(c.agent == agent, c.status.in_(HELD)).order_by(c.id)
         with self.store.connection() as connection:
             row = connection.execute(query).first()
         return _call(row._mapping, self.clock()) if row else None
@@ -83,45 +93,40 @@ class Queue:
 
     def release(self, call_id: int, agent: str, why: str) -> None:
         """Put a taken call back in the queue (it could not be put through); the agent is free."""
-        c = escalations.c
-        now = self.clock()
-        with self.store.connection() as connection:
-            mine = sa.update(escalations).where(c.id == call_id, c.agent == agent, c.status == "connecting")
-            connection.execute(mine.values(status="waiting", agent=None))
-            connection.execute(
-                sa.update(agents).where(agents.c.username == agent).values(status="available", updated_at=now)
-            )
-            _audit(
-                connection,
-                now,
-                self._sid(connection, call_id),
-                "desk_put_through_failed",
-                agent=agent,
-                why=why,
-            )
+        back = {"agent": None, "put_through_at": None}
+        self._move(call_id, agent, "back_to_queue", back, "desk_put_through_failed", why=why)
+
+    def caller_gone(self, call_id: int, agent: str) -> None:
+        """The telephony has no such caller in the queue any more: they left before the agent
+        reached them. The hand-over is abandoned and the agent free."""
+        self._move(call_id, agent, "caller_not_in_queue", {"finished_at": self.clock()}, "desk_caller_gone")
+
+    def offered(self, call: Call) -> list[str]:
+        """The outcomes that fit what happened on the call: a PIN or a user ID only once given."""
+        events = {row["event"] for row in self.trail(call.call_sid)}
+        fits = {
+            "pin_sent": bool(events & set(DONE_BY["pin_sent"])),
+            "user_id_given": bool(events & set(DONE_BY["user_id_given"])),
+            "caller_left": call.gone,
+        }
+        return [outcome for outcome in OUTCOMES if fits.get(outcome, True)]
 
     def wrap_up(self, call_id: int, agent: str, outcome: str, note: str) -> bool:
         """Finish the agent's call with an outcome and a note; the agent is available again."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r}")
-        c = escalations.c
-        now = self.clock()
+        values = {"finished_at": self.clock(), "outcome": outcome, "note": note or None}
+        return self._move(call_id, agent, "wrapped_up", values, "desk_wrapped_up", outcome=outcome)
+
+    def _move(
+        self, call_id: int, agent: str, event: str, changes: dict[str, Any], audited: str, **detail: object
+    ) -> bool:
+        """Make `event` happen to the agent's hand-over with `changes`, and audit it; whether
+        it moved (not when the agent does not hold it, or it is past that event)."""
         with self.store.connection() as connection:
-            mine = sa.update(escalations).where(c.id == call_id, c.agent == agent, c.status.in_(WITH_AGENT))
-            values = {"status": "finished", "finished_at": now, "outcome": outcome, "note": note or None}
-            if connection.execute(mine.values(values)).rowcount != 1:
+            if not handover.move(connection, event, held_by(call_id, agent), **changes):
                 return False
-            connection.execute(
-                sa.update(agents).where(agents.c.username == agent).values(status="available", updated_at=now)
-            )
-            _audit(
-                connection,
-                now,
-                self._sid(connection, call_id),
-                "desk_wrapped_up",
-                agent=agent,
-                outcome=outcome,
-            )
+            _audit(connection, self.clock(), self._sid(connection, call_id), audited, agent=agent, **detail)
         return True
 
     def audit(self, call_sid: str | None, event: str, **detail: object) -> None:
@@ -141,15 +146,14 @@ class Queue:
         return int(found) if found is not None else None
 
     def _claim(self, agent: str, call_id: int) -> bool:
-        now = self.clock()
-        claim = sa.update(escalations).where(escalations.c.id == call_id, WAITING)
+        """Take the call if it still waits; an agent who takes a call is at work (available once
+        it is wrapped up, busy meanwhile)."""
         with self.store.connection() as connection:
-            if connection.execute(claim.values(status="connecting", agent=agent)).rowcount != 1:
+            if not handover.move(connection, "taken", escalations.c.id == call_id, agent=agent):
                 return False
-            connection.execute(
-                sa.update(agents).where(agents.c.username == agent).values(status="busy", updated_at=now)
-            )
-            _audit(connection, now, self._sid(connection, call_id), "desk_call_taken", agent=agent)
+            working = sa.update(agents).where(agents.c.username == agent, agents.c.status != "available")
+            connection.execute(working.values(status="available", updated_at=self.clock()))
+            _audit(connection, self.clock(), self._sid(connection, call_id), "desk_call_taken", agent=agent)
         return True
 
     @staticmethod
@@ -181,10 +185,11 @@ def _call(row: Any, now: dt.datetime, position: int | None = None) -> Call:
         verification=row["verification"],
         reason=row["reason"],
         document=row["document"],
-        status=row["status"] or "waiting",
+        status=row["status"],
         agent=row["agent"],
         outcome=row["outcome"],
         note=row["note"],
         waited=max(now - created, dt.timedelta(0)),
+        caller_left_at=_aware(row["caller_left_at"]) if row["caller_left_at"] else None,
         position=position,
     )

@@ -12,6 +12,7 @@ is needed to find the caller again for the PIN and the user ID) or the verificat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from ivr.state import Verification
 from ivr.store import Store, desk_verifications, sms_outbox
 
 PIN_KEY = "{call_sid}:desk_temporary_pin"
+LINE = "line"
+"""The `agent` of a verification the line made on the call and handed to the desk."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Progress:
     asked: int
     total: int
     document_type: str
+    by_line: bool = False
+    """Verified by the line on this call, before the hand-over (the agent need not ask again)."""
 
 
 class Verifier:
@@ -88,7 +93,8 @@ class Verifier:
         row = self._row(call_sid)
         if row is None:
             return None
-        return _progress(Verification.model_validate_json(row["progress"]), row["document_type"])
+        progress = _progress(Verification.model_validate_json(row["progress"]), row["document_type"])
+        return dataclasses.replace(progress, by_line=row["agent"] == LINE)
 
     def answer(self, call_sid: str, agent: str, keys: str) -> Progress | None:
         """Note the caller's answer to the current question; after the last, decide.

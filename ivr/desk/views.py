@@ -8,14 +8,25 @@ from werkzeug.wrappers import Response
 from ivr.desk.accounts import LANGUAGES
 from ivr.desk.context import desk
 from ivr.desk.notes import MAX_NOTE, has_sensitive_number, masked
-from ivr.desk.queue import OUTCOMES, Call
-from ivr.errors import BackendError
+from ivr.desk.queue import Call
+from ivr.errors import BackendError, CallerGone
+from ivr.handover import HELD
 
 bp = Blueprint("views", __name__)
 
 
+class NotHeld(Exception):
+    """The call is not one this agent holds (another agent's, or already wrapped up)."""
+
+
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_error_handler(NotHeld, _not_held)
+
+
+def _not_held(error: NotHeld) -> Response:
+    flash("call_not_held")
+    return redirect(url_for("views.queue"))
 
 
 @bp.get("/")
@@ -69,6 +80,10 @@ def take() -> Response:
         return redirect(url_for("views.queue"))
     try:
         d.call_control.put_through(call.call_sid)
+    except CallerGone:
+        d.queue.caller_gone(call.id, me)
+        flash("caller_gone_before")
+        return redirect(url_for("views.queue"))
     except BackendError:
         d.queue.release(call.id, me, "call control refused")
         flash("put_through_failed")
@@ -79,9 +94,22 @@ def take() -> Response:
 @bp.get("/calls/<int:call_id>")
 def call(call_id: int) -> str:
     """The screen pop: what the line learned, assisted verification, and the wrap-up."""
-    found = _mine(call_id)
+    return _call_page(_mine(call_id))
+
+
+@bp.get("/calls/<int:call_id>/caller")
+def caller(call_id: int) -> str:
+    """Whether the caller is still on the line, which the call page fetches every few seconds."""
+    return render_template("_caller.html", call=_mine(call_id))
+
+
+def _call_page(found: Call, **shown: object) -> str:
     return render_template(
-        "call.html", call=found, progress=desk().verifier.progress(found.call_sid), outcomes=OUTCOMES
+        "call.html",
+        call=found,
+        progress=desk().verifier.progress(found.call_sid),
+        outcomes=desk().queue.offered(found),
+        **shown,
     )
 
 
@@ -89,6 +117,8 @@ def call(call_id: int) -> str:
 def start_verification(call_id: int) -> Response:
     """Start verifying the caller by the document they read out."""
     found = _mine(call_id)
+    if found.gone:
+        return _gone(call_id)
     document_type = request.form.get("document_type", "")
     number = "".join(request.form.get("document_number", "").split())
     if not desk().verifier.well_formed(document_type, number):
@@ -102,6 +132,8 @@ def start_verification(call_id: int) -> Response:
 def answer(call_id: int) -> Response:
     """Record the caller's answer to the question being asked."""
     found = _mine(call_id)
+    if found.gone:
+        return _gone(call_id)
     keys = "".join(request.form.get("answer", "").split())
     if desk().verifier.answer(found.call_sid, g.agent.username, keys) is None:
         flash("answer_malformed")
@@ -112,15 +144,19 @@ def answer(call_id: int) -> Response:
 def send_pin(call_id: int) -> Response:
     """Send the verified caller a temporary PIN by SMS (once per call)."""
     found = _mine(call_id)
+    if found.gone:
+        return _gone(call_id)
     status = desk().verifier.send_pin(found.call_sid, g.agent.username, found.language)
     flash({"sent": "pin_sent", "already_sent": "pin_already_sent"}.get(status, f"pin_{status}"))
     return redirect(url_for("views.call", call_id=call_id))
 
 
 @bp.post("/calls/<int:call_id>/user-id")
-def show_user_id(call_id: int) -> str:
+def show_user_id(call_id: int) -> Response | str:
     """Show the verified caller's user ID, to read out (the one page that shows it)."""
     found = _mine(call_id)
+    if found.gone:
+        return _gone(call_id)
     try:
         user_id = desk().verifier.user_id(found.call_sid, g.agent.username)
     except PermissionError:
@@ -130,24 +166,16 @@ def show_user_id(call_id: int) -> str:
 
 @bp.post("/calls/<int:call_id>/wrap-up")
 def wrap_up(call_id: int) -> Response | str:
-    """Finish the call with an outcome and a note; a note with a CPR- or document-like number
-    comes back masked for the agent to confirm, and is never saved as typed."""
+    """Finish the call with the outcome the agent chose and a note; a note with a CPR- or
+    document-like number comes back masked for the agent to confirm, and is never saved as typed.
+    Whether or not the caller is still there: a call whose caller left is wrapped up all the same."""
     found = _mine(call_id)
     outcome = request.form.get("outcome", "")
     note = request.form.get("note", "").strip()[:MAX_NOTE]
-    if outcome not in OUTCOMES:
-        abort(400)
+    if outcome not in desk().queue.offered(found):
+        return _call_page(found, note=masked(note), outcome_missing=True)
     if has_sensitive_number(note):
-        progress = desk().verifier.progress(found.call_sid)
-        return render_template(
-            "call.html",
-            call=found,
-            progress=progress,
-            outcomes=OUTCOMES,
-            note=masked(note),
-            chosen=outcome,
-            note_warning=True,
-        )
+        return _call_page(found, note=masked(note), chosen=outcome, note_warning=True)
     if desk().queue.wrap_up(found.id, g.agent.username, outcome, note):
         desk().verifier.forget(found.call_sid)
         flash("wrapped_up")
@@ -155,8 +183,14 @@ def wrap_up(call_id: int) -> Response | str:
 
 
 def _mine(call_id: int) -> Call:
-    """The call, provided it is this agent's call in progress."""
+    """The call, provided this agent holds it (until it is wrapped up, whatever the caller did)."""
     found = desk().queue.get(call_id)
-    if found is None or found.agent != g.agent.username or found.status not in ("connecting", "connected"):
-        abort(404)
+    if found is None or found.agent != g.agent.username or found.status not in HELD:
+        raise NotHeld(call_id)
     return found
+
+
+def _gone(call_id: int) -> Response:
+    """The caller has hung up: say so, and back to the call, for its wrap-up."""
+    flash("caller_gone")
+    return redirect(url_for("views.call", call_id=call_id))
