@@ -1,6 +1,6 @@
 """Call control: the port through which the agents' desk moves a queued caller to an agent.
 
-The desk records who took the call (`escalations.status = "connecting"`, `agent`), then asks the
+The desk records who took the call (the hand-over's `taken`, `ivr.handover`), then asks the
 telephony to put the caller through. The line answers the rest at `/voice/connect` (TwiML that
 dials the agent's registered phone, the agent first hearing a whisper of the caller's context).
 
@@ -18,7 +18,8 @@ class CallControl(Protocol):
     def put_through(self, call_sid: str) -> None:
         """Take the queued caller `call_sid` out of the agents' queue to `/voice/connect`.
 
-        Raises `ivr.errors.BackendError` when the telephony refuses or does not answer (the
-        caller may have hung up meanwhile); the desk tells the agent and leaves the call waiting.
+        Raises `ivr.errors.CallerGone` when the telephony has no such caller any more (they hung
+        up: the hand-over is abandoned and the agent free), `ivr.errors.BackendError` when it
+        refuses or does not answer (the desk tells the agent and the call waits again).
         """
         ...

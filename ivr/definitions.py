@@ -15,7 +15,17 @@ from ivr.questions import QUESTIONS
 # Prompts the code says outside any flow step: the closed hours, the queue, the last resort,
 # the hand-over to an agent, and the whisper the agent hears (`whisper_language_<code>` too).
 CODE_PROMPTS = frozenset(
-    {"hours_day", "hours_days", "queue_position", "hold", "apology", "transfer", "call_again", "goodbye"}
+    {
+        "hours_day",
+        "hours_days",
+        "queue_position",
+        "queue_no_agent",
+        "hold",
+        "apology",
+        "transfer",
+        "call_again",
+        "goodbye",
+    }
     | {"agent_code", "agent_code_wrong", "agent_next_caller", "agent_code_blocked"}
     | {"connecting", "agent_unavailable", "whisper_verified", "whisper_not_verified"}
     | {"whisper_intent_user_id", "whisper_intent_temporary_pin", "whisper_intent_none"}

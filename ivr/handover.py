@@ -15,6 +15,7 @@ can always wrap up, and is busy exactly while holding one (`HELD`).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -152,6 +153,10 @@ def diagram() -> str:
 # -- moving a hand-over -----------------------------------------------------------------------------
 
 
+IS_WAITING = escalations.c.status == Status.WAITING
+"""The hand-overs in the queue now (for a query)."""
+
+
 def of_call(call_sid: str) -> sa.ColumnElement[bool]:
     return escalations.c.call_sid == call_sid
 
@@ -200,6 +205,31 @@ def busy(connection: sa.Connection) -> set[str]:
     return set(
         connection.execute(sa.select(e.agent).where(e.status.in_(HELD), e.agent.is_not(None))).scalars()
     )
+
+
+def wait_minutes(reader: sa.Connection, place: int, since: dt.datetime, usual: float) -> int | None:
+    """An honest estimate of the wait for the caller at `place`: the minutes an agent spent on a
+    call today (wrapped-up calls since `since`; `usual` before the first), times the callers up
+    to and including this one, shared among the agents on duty (available, or busy with a call).
+    None when no agent is on duty: nobody can say."""
+    on_duty = reader.execute(
+        sa.select(sa.func.count()).where(agents.c.disabled.is_(False), agents.c.status == "available")
+    ).scalar_one()
+    if not on_duty:
+        return None
+    e = escalations.c
+    spans = reader.execute(
+        sa.select(e.connected_at, e.finished_at).where(
+            e.status == Status.WRAPPED_UP, e.finished_at >= since, e.connected_at.is_not(None)
+        )
+    ).all()
+    lengths = [(_aware(end) - _aware(start)).total_seconds() / 60 for start, end in spans]
+    per_call = sum(lengths) / len(lengths) if lengths else usual
+    return max(1, math.ceil(place * per_call / on_duty))
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def is_put_through(row: sa.Row[Any] | None) -> bool:

@@ -119,6 +119,12 @@ def next_opening(hours: OpeningHours, now: dt.datetime) -> dt.datetime | None:
     return None
 
 
+def day_start(hours: OpeningHours, now: dt.datetime) -> dt.datetime:
+    """Midnight at the start of `now`'s day where the line is (its opening hours' time zone)."""
+    local = _localise(hours, now)
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=local.tzinfo)
+
+
 def describe(hours: OpeningHours) -> list[OpeningSpan]:
     """The weekly hours, consecutive days with equal hours grouped (Monday first)."""
     spans: list[OpeningSpan] = []

@@ -14,13 +14,12 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ivr import actions, handover, logs
+from ivr import actions, handover, hours, logs
 from ivr.engine import ActionNeeded, Engine, Reply, Result
 from ivr.errors import IvrError, without_values
 from ivr.outbox import Outbox
@@ -141,15 +140,16 @@ class Line:
     def wait(self, call_sid: str, position: int | None, caller: str | None, queue_sid: str | None) -> str:
         """What a queued caller hears: their place in the queue and an estimate; or, once an
         agent has taken the call and it is put through, the way out of the queue."""
+        place = max(position or 1, 1)
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
             escalation = handover.escalation(tx, call_sid)
             if queue_sid and escalation is not None and escalation.queue_sid is None:
                 handover.record_queue(tx, call_sid, queue_sid)
-        if handover.is_put_through(escalation):
-            return self.renderer.leave_queue()
-        place = max(position or 1, 1)
-        minutes = max(1, math.ceil(place * self.minutes_per_caller_ahead))
+            if handover.is_put_through(escalation):
+                return self.renderer.leave_queue()
+            today = hours.day_start(self.services.opening_hours, tx.now)
+            minutes = handover.wait_minutes(tx.reader, place, today, self.minutes_per_caller_ahead)
         return self.renderer.queue_wait(language, place, minutes)
 
     def queue_exit(self, call_sid: str, caller: str | None, result: str | None) -> str:

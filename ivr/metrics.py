@@ -33,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from ivr import logs
+from ivr import handover, logs
 from ivr.handover import Status
 from ivr.store import Store, audit_events, escalations, sms_outbox
 
@@ -50,7 +50,7 @@ VERIFICATION_EVENTS = (
     "identity_locked",
 )
 CALL_ENDS = ("call_ended", "call_swept")
-WAITING = escalations.c.status == Status.WAITING
+WAITING = handover.IS_WAITING
 
 StartResponse = Callable[..., Any]
 

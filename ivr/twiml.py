@@ -142,10 +142,15 @@ class Renderer:
         response.pause(length=20)
         return str(response)
 
-    def queue_wait(self, language: str, position: int, minutes: int) -> str:
+    def queue_wait(self, language: str, position: int, minutes: int | None) -> str:
+        """The caller's place in the queue, and the wait: about `minutes`, or (None: no agent
+        can take calls now) that nobody can say."""
         response = VoiceResponse()
-        slots = {"position": str(position), "minutes": str(minutes)}
-        self._say(response, [Utterance("queue_position")], slots, language)
+        if minutes is None:
+            self._say(response, [Utterance("queue_no_agent")], {"position": str(position)}, language)
+        else:
+            slots = {"position": str(position), "minutes": str(minutes)}
+            self._say(response, [Utterance("queue_position")], slots, language)
         response.pause(length=20)
         return str(response)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 
 from ivr import create_app
@@ -22,6 +23,7 @@ TOKEN = "test-auth-token"
 BASE = "https://ivr.example.test"
 # A Tuesday morning in Copenhagen: the line is open.
 OPEN_TIME = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # a real argon2id, cheap
 
 
 @pytest.fixture
@@ -91,3 +93,14 @@ def dial(app: Flask) -> Callable[..., Call]:
         return Call(app, TOKEN, BASE, language=language, caller=caller).dial()
 
     return _dial
+
+
+@pytest.fixture
+def on_duty(app: Flask) -> str:
+    """An agent on duty (available at the desk), so a queued caller hears an estimate."""
+    from ivr.desk.accounts import Accounts
+
+    accounts = Accounts(app.extensions["ivr"].store, lambda: OPEN_TIME, hasher=FAST_HASHER)
+    accounts.add("duty", "agent", "a long enough password")
+    accounts.set_status("duty", "available")
+    return "duty"

@@ -68,7 +68,7 @@ def test_a_greenlandic_user_id_is_spelled_with_greenlandic_recordings(dial, case
     assert "kl/char_u002e" in pieces  # the dot in mette.hansen85
 
 
-def test_a_greenlandic_caller_in_the_queue_hears_their_place_played(dial):
+def test_a_greenlandic_caller_in_the_queue_hears_their_place_played(dial, on_duty):
     call = dial("kl").choose_language().press("0")
     assert call.queued and call.said == ["transfer"]
     call.wait_in_queue(position=2)

@@ -54,7 +54,7 @@ def test_a_signed_request_with_odd_optional_fields_leaves_the_live_call_alone(di
     assert call.queued
 
 
-def test_a_wait_request_with_an_odd_position_still_hears_a_place_in_the_queue(dial):
+def test_a_wait_request_with_an_odd_position_still_hears_a_place_in_the_queue(dial, on_duty):
     call = dial("en").choose_language().press("0")
     call.post(f"{BASE}/voice/wait", QueuePosition="1.5")
     assert call.status == 200

@@ -227,7 +227,7 @@ def test_foreign_passport_is_sent_to_citizen_service(dial, records, language, in
 
 
 @languages
-def test_0_at_the_main_menu_puts_the_caller_through_with_context(dial, records, language):
+def test_0_at_the_main_menu_puts_the_caller_through_with_context(dial, records, language, on_duty):
     call = dial(language).choose_language().press("0")
     assert call.said == ["transfer"]
     assert call.queued

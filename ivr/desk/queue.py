@@ -21,7 +21,7 @@ from ivr.store import Store, agents, audit_events, escalations
 
 OUTCOMES = ("pin_sent", "user_id_given", "citizen_service", "caller_left", "other")
 """How an agent may end a call; each is offered only when it fits what happened (`offered`)."""
-WAITING = escalations.c.status == Status.WAITING
+WAITING = handover.IS_WAITING
 # What the desk did on a call, by its audit trail, that an outcome says.
 DONE_BY = {"pin_sent": ("desk_sms_sent", "sms_sent"), "user_id_given": ("desk_user_id_shown",)}
 
