@@ -6,7 +6,10 @@ transaction that holds the counted keys: SQLite has one writer at a time (`BEGIN
 and on PostgreSQL a transaction-level advisory lock per key serialises the deciders. So however
 many calls run at once, a limit of N lets exactly N through.
 
-Keys are pseudonyms (keyed hashes); no identity is ever stored here.
+Keys are pseudonyms (keyed hashes); no identity is ever stored here. A claimed identity is
+counted under two keys (its document's and its holder's); each row also names the holder's key
+(`identity`), so that a lock is listed and lifted once for the identity, and the channel (the
+line or the desk) that took the guess.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from ivr.store import Conn, Store, Text, Tx, attempts, first_rows, moment, sql
 
 GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
 """A guess is taken when verification starts and becomes a failure or a pass at the decision;
-one never decided (the caller hung up) keeps counting as a guess for the whole window."""
+one the caller hung up on becomes a failure when the call ends (and may lock the identity);
+one whose call's end never came keeps counting as a guess for the whole window."""
 LIFTABLE = (LOCK, FAILURE, GUESS, VERIFICATION)
 Settled = Literal["passed", "failed", "locked"]
 
@@ -35,6 +39,21 @@ class Window:
     now: dt.datetime
     failures_since: dt.datetime
     locked_since: dt.datetime
+
+
+@dataclass(frozen=True)
+class LockedIdentity:
+    """A claimed identity no guess may be taken on, as a supervisor sees it (no identity)."""
+
+    key: str
+    """The holder's pseudonym."""
+    since: dt.datetime
+    until: dt.datetime
+    failures: int
+    """Failed verifications in the failure window."""
+    unfinished: int
+    """Verifications started and never decided (the caller hung up): they count as failures."""
+    channels: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -90,15 +109,18 @@ class SqlCounters:
             sql(connection, _INSERT, (key, kind, moment(connection, now)))
             return True
 
-    def reserve_guess(self, keys: Sequence[str], limit: int, window: Window) -> list[int]:
+    def reserve_guess(
+        self, keys: Sequence[str], limit: int, window: Window, channel: str = "line"
+    ) -> list[int]:
         """Take one guess on every key, or none (empty) when any key is locked or used up."""
         with self._holding(keys, [_standing(key, window) for key in keys]) as (connection, standing):
             for locks, used in standing:
                 if locks or used >= limit:
                     return []
             at = moment(connection, window.now)
+            insert = _INSERT_FULL + " RETURNING id"
             return [
-                int(sql(connection, _INSERT + " RETURNING id", (key, GUESS, at)).fetchone()[0])
+                int(sql(connection, insert, (key, GUESS, at, keys[-1], channel)).fetchone()[0])
                 for key in keys
             ]
 
@@ -127,46 +149,79 @@ class SqlCounters:
                 and _counted(connection, _count(key, (FAILURE,), window.failures_since)) >= limit
             ]
             for key in newly:
-                sql(connection, _INSERT, (key, LOCK, moment(connection, window.now)))
+                sql(connection, _INSERT_FULL, (key, LOCK, moment(connection, window.now), keys[-1], None))
             return "locked" if newly else "failed"
 
     def is_locked(self, key: str, window: Window) -> bool:
         with self.connect() as connection:
             return _counted(connection, _locks(key, window)) > 0
 
-    def current(self, window: Window, verifications_since: dt.datetime) -> list[LockRow]:
-        """Locked identities and calling numbers with verifications in the last hour."""
+    def locked(self, window: Window) -> list[LockedIdentity]:
+        """The identities locked now, one each, the most recently locked first."""
         c = attempts.c
-        recent = (
-            ((c.kind == LOCK) & (c.at >= window.locked_since))
-            | (c.kind.in_((GUESS, FAILURE)) & (c.at >= window.failures_since))
-            | ((c.kind == VERIFICATION) & (c.at >= verifications_since))
-        )
+        who = sa.func.coalesce(c.identity, c.key)
+        in_force = (c.kind == LOCK) & (c.at >= window.locked_since)
+        counted = c.kind.in_((GUESS, FAILURE)) & (c.at >= window.failures_since) & (c.key == who)
+        query = sa.select(who, c.kind, c.at, c.channel).where(in_force | counted)
+        with self.connect() as connection:
+            assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
+            rows = list(connection.execute(query))
+        lockout = window.now - window.locked_since
+        found = []
+        for key in {key for key, kind, _, _ in rows if kind == LOCK}:
+            mine = [(kind, _aware(at), channel) for k, kind, at, channel in rows if k == key]
+            last = max(at for kind, at, _ in mine if kind == LOCK)
+            found.append(
+                LockedIdentity(
+                    key=key,
+                    since=min(at for kind, at, _ in mine if kind == LOCK),
+                    until=last + lockout,
+                    failures=sum(kind == FAILURE for kind, _, _ in mine),
+                    unfinished=sum(kind == GUESS for kind, _, _ in mine),
+                    channels=tuple(sorted({channel for kind, _, channel in mine if channel})),
+                )
+            )
+        return sorted(found, key=lambda lock: lock.since, reverse=True)
+
+    def busy_numbers(self, since: dt.datetime) -> list[LockRow]:
+        """Calling numbers with verifications counted since `since` (the last hour)."""
+        c = attempts.c
         query = (
             sa.select(c.key, c.kind, sa.func.count(), sa.func.max(c.at))
-            .where(recent)
+            .where(c.kind == VERIFICATION, c.at >= since)
             .group_by(c.key, c.kind)
             .order_by(sa.func.max(c.at).desc())
         )
         with self.connect() as connection:
             assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
-            return [LockRow(key, kind, int(n), last) for key, kind, n, last in connection.execute(query)]
+            return [
+                LockRow(key, kind, int(n), _aware(last)) for key, kind, n, last in connection.execute(query)
+            ]
 
     def lift(self, key_prefix: str) -> list[str]:
-        """Clear every count of the one key starting with `key_prefix` (a lock, failures, guesses,
-        a number's verifications); the keys that matched (nothing is cleared unless exactly one)."""
+        """Clear every count of the one identity (a lock, failures, unfinished guesses, under
+        each of its keys) or calling number whose key starts with `key_prefix`; the keys that
+        matched (nothing is cleared unless exactly one)."""
         c = attempts.c
+        who = sa.func.coalesce(c.identity, c.key)
         counted = c.kind.in_(LIFTABLE)
         with self.connect() as connection:
             assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
-            query = sa.select(c.key).where(c.key.startswith(key_prefix, autoescape=True), counted).distinct()
+            query = sa.select(who).where(who.startswith(key_prefix, autoescape=True), counted).distinct()
             found = sorted(connection.execute(query).scalars())
             if len(found) == 1:
-                connection.execute(sa.delete(attempts).where(c.key == found[0], counted))
+                connection.execute(
+                    sa.delete(attempts).where(sa.or_(who == found[0], c.key == found[0]), counted)
+                )
             return found
 
 
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
 _INSERT = "INSERT INTO attempts (key, kind, at) VALUES (?, ?, ?)"
+_INSERT_FULL = "INSERT INTO attempts (key, kind, at, identity, channel) VALUES (?, ?, ?, ?, ?)"
 
 
 def _count(key: str, kinds: Sequence[str], since: dt.datetime) -> Text:

@@ -18,14 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from ivr import actions, handover, hours, logs
+from ivr.counters import SqlCounters
 from ivr.engine import ActionNeeded, Engine, Reply, Result
 from ivr.errors import IvrError, without_values
 from ivr.outbox import Outbox
 from ivr.ports import OutgoingSms
 from ivr.prompts import Spelled
-from ivr.state import CallState
+from ivr.state import CallState, Verification
 from ivr.store import (
     Conflict,
     SessionRow,
@@ -389,12 +391,38 @@ class Line:
         reply may spell the document number or the user ID)."""
         # A turn of its own: a webhook that read the call before (another process's, on SQLite)
         # then loses its race, rather than writing the secrets back.
-        state = parsed(row.state).scrubbed().model_copy(update={"turn": row.turn + 1})
+        was = parsed(row.state)
+        if was.verification is not None:
+            abandoned = self.services.gate.abandon(SqlCounters.of(tx), was.verification, tx.now)
+            if abandoned is not None:
+                tx.audit(was.call_sid, "verification_abandoned", locked=abandoned == "locked")
+        state = was.scrubbed().model_copy(update={"turn": row.turn + 1})
         tx.save_session(
             state.call_sid, state, state.turn, self.renderer.goodbye(state.language), was=row.turn
         )
+        self._abandon_desk_verification(tx, state.call_sid)
         tx.forget_desk_document(state.call_sid)  # the agent on the call cannot go on with it either
         tx.audit(state.call_sid, event, step=state.step, **detail)
+
+    def _abandon_desk_verification(self, tx: Tx, call_sid: str) -> None:
+        """An agent was verifying the caller at the desk when the call ended: that guess is a
+        failure, as a hang-up on the line's own questions is."""
+        d = desk_verifications.c
+        query = sa.select(d.progress).where(d.call_sid == call_sid, d.outcome.is_(None))
+        progress = tx.reader.execute(query).scalar()
+        if progress is None:
+            return
+        try:
+            v = Verification.model_validate_json(progress)
+        except ValidationError:  # not a verification the desk got as far as starting
+            return
+        if self.services.gate.abandon(SqlCounters.of(tx), v, tx.now) is not None:
+            tx.audit(call_sid, "desk_verification_abandoned")
+        tx.writes.append(
+            sa.update(desk_verifications)
+            .where(d.call_sid == call_sid, d.outcome.is_(None))
+            .values(outcome="not_verified")
+        )
 
     def _unknown_call(self, tx: Tx, call_sid: str) -> str:
         """Keys for a call the line has no record of (its store was lost or wiped): sorry, and

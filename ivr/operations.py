@@ -20,12 +20,7 @@ from ivr.text_table import format_table
 
 SHOWN = 12
 """How many characters of a pseudonym are shown: enough to name one, too few to matter."""
-KINDS = {
-    "lock": "identity locked",
-    "failure": "failed verifications",
-    "guess": "verifications not finished",
-    "verification": "verifications from a number",
-}
+KINDS = {"verification": "verifications from a number"}
 
 
 def register(commands: Any) -> None:
@@ -57,22 +52,30 @@ def _sweep(app: Flask) -> int:
 def _locks(app: Flask, as_json: bool) -> int:
     line = _line(app)
     now = line.clock()
-    window = line.services.gate.window(now)
-    rows = [
+    counters = SqlCounters.on(line.store)
+    rows: list[dict[str, Any]] = [
         {
-            "key": row.key[:SHOWN],
-            "what": KINDS.get(row.kind, row.kind),
-            "count": row.count,
-            "last": row.last.replace(tzinfo=dt.UTC) if row.last.tzinfo is None else row.last,
+            "key": lock.key[:SHOWN],
+            "what": "identity locked",
+            "since": lock.since,
+            "until": lock.until,
+            "failures": lock.failures + lock.unfinished,
+            "by": ", ".join(lock.channels),
         }
-        for row in SqlCounters.on(line.store).current(window, now - dt.timedelta(hours=1))
+        for lock in counters.locked(line.services.gate.window(now))
+    ]
+    rows += [
+        {"key": row.key[:SHOWN], "what": KINDS[row.kind], "since": None, "until": None, "failures": row.count}
+        | {"by": "", "last": row.last}
+        for row in counters.busy_numbers(now - dt.timedelta(hours=1))
     ]
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
     elif not rows:
         print("(no locks, no counted attempts)")
     else:
-        print(*format_table(["key", "what", "count", "last"], [list(r.values()) for r in rows]), sep="\n")
+        columns = ["key", "what", "since", "until", "failures", "by"]
+        print(*format_table(columns, [[r[c] for c in columns] for r in rows]), sep="\n")
     return 0
 
 

@@ -63,7 +63,10 @@ attempts = sa.Table(
     sa.Column("key", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("identity", sa.String(64)),  # a guess's, failure's or lock's identity: its holder's key
+    sa.Column("channel", sa.String(8)),  # line or desk: who took the guess
     sa.Index("ix_attempts_key_kind_at", "key", "kind", "at"),
+    sa.Index("ix_attempts_identity", "identity"),
 )
 
 escalations = sa.Table(

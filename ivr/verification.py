@@ -44,7 +44,9 @@ class Policy:
 class Counters(Protocol):
     def take(self, key: str, kind: str, limit: int, since: dt.datetime, now: dt.datetime) -> bool: ...
 
-    def reserve_guess(self, keys: Sequence[str], limit: int, window: Window) -> list[int]: ...
+    def reserve_guess(
+        self, keys: Sequence[str], limit: int, window: Window, channel: str = "line"
+    ) -> list[int]: ...
 
     def settle_guess(
         self, guesses: Sequence[int], keys: Sequence[str], passed: bool, limit: int, window: Window
@@ -68,15 +70,21 @@ class Gate:
         return "hidden_number_limited" if withheld else "phone_limited"
 
     def begin(
-        self, counters: Counters, document: Document, person: Person | None, now: dt.datetime
+        self,
+        counters: Counters,
+        document: Document,
+        person: Person | None,
+        now: dt.datetime,
+        channel: str = "line",
     ) -> Verification:
-        """Take a guess on the claimed identity and choose the questions."""
+        """Take a guess on the claimed identity (by `channel`: the line or the desk) and choose
+        the questions."""
         claimed = f"{document.type}:{document.number}"
         # Always two keys, the same work whatever the case: a document the register does not
         # know stands in for its own holder, so no case answers faster than another.
         holder = f"cpr:{person.cpr}" if person is not None else f"holder-of:{claimed}"
         keys = [self.pseudonym(claimed), self.pseudonym(holder)]
-        guesses = counters.reserve_guess(keys, self.policy.max_failures, self.window(now))
+        guesses = counters.reserve_guess(keys, self.policy.max_failures, self.window(now), channel)
         return Verification(
             identity_keys=keys,
             questions=questions.choose(self.policy.questions_asked, self.rng),
@@ -97,3 +105,12 @@ class Gate:
         )
         outcome = "verified" if settled == "passed" else "not_verified"
         return v.model_copy(update={"outcome": outcome}), settled
+
+    def abandon(self, counters: Counters, v: Verification, now: dt.datetime) -> Settled | None:
+        """The call ended before its verification was decided (the caller hung up mid-questions):
+        its guess is a failure, which may lock the identity. None when there was nothing to decide."""
+        if v.outcome is not None or not v.guesses:
+            return None
+        return counters.settle_guess(
+            v.guesses, v.identity_keys, False, self.policy.max_failures, self.window(now)
+        )

@@ -237,3 +237,23 @@ def test_the_wrap_up_starts_on_no_outcome_and_offers_only_what_happened(
     anna.post(f"/calls/{found}/wrap-up", outcome="user_id_given", note="")  # not shown: not offered
     assert "Choose how the call ended." in anna.page
     assert records.escalation(call)["status"] == "connecting" and busy(anna)
+
+
+def test_a_desk_verification_the_caller_hangs_up_on_counts_as_a_failure_and_can_lock(
+    anna: DeskUser, dial: Callable[..., Call], cases: dict[str, DemoPerson], records: Records, app: Flask
+) -> None:
+    from ivr.counters import SqlCounters
+
+    person = cases["ordinary"]
+    for _ in range(2):
+        dial("en").choose_language().identify(person, "user_id").answer_questions(person, right=0)
+    call = on_hold(dial, cases["passport_and_licence"])  # someone else's call, asking for help
+    found = the_call(anna, records, call)
+    document = person.person.documents[0]
+    anna.verify(found, document.type.value, document.number)  # the third guess, at the desk
+    assert anna.question is not None
+    call.hang_up()
+    line = app.extensions["ivr"]
+    (lock,) = SqlCounters.on(line.store).locked(line.services.gate.window(line.clock()))
+    assert (lock.failures, lock.channels) == (3, ("desk", "line"))
+    assert "desk_verification_abandoned" in records.audit(call)

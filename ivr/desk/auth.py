@@ -160,12 +160,20 @@ def _texts() -> dict[str, Any]:
         "label": label,
         "document": document,
         "duration": _duration,
+        "local_time": _local_time,
         "question_text": question_text,
         "message_text": lambda message: texts.get(message, message),
         "lang": lang,
         "agent": agent,
         "csrf_token": session.get("csrf", ""),
     }
+
+
+def _local_time(value: dt.datetime) -> str:
+    """A moment as the desk's people read it: Copenhagen time, with its zone."""
+    from ivr.desk.board import LOCAL
+
+    return value.astimezone(LOCAL).strftime("%d-%m-%Y %H:%M %Z")
 
 
 def _duration(value: dt.timedelta | None) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -49,16 +47,15 @@ def audit(call_id: int) -> str:
 @bp.get("/locks")
 @supervisor_only
 def locks() -> str:
-    """Show locked identities and counted attempts, by pseudonym (never whose)."""
-    now = desk().clock()
-    rows = SqlCounters.on(desk().store).current(desk().gate.window(now), now - dt.timedelta(hours=1))
-    return render_template("locks.html", rows=rows, shown=SHOWN)
+    """Show the locked identities, one each, by pseudonym (never whose)."""
+    locks = SqlCounters.on(desk().store).locked(desk().gate.window(desk().clock()))
+    return render_template("locks.html", locks=locks, shown=SHOWN)
 
 
 @bp.post("/locks/lift")
 @supervisor_only
 def lift() -> Response:
-    """Lift the lock and counts of one pseudonym, with a reason (audited)."""
+    """Lift the lock of one identity (every count behind it), with a reason (audited)."""
     key, reason = request.form.get("key", ""), request.form.get("reason", "").strip()[:200]
     found = SqlCounters.on(desk().store).lift(key) if len(key) >= 8 and reason else []
     if len(found) == 1:

@@ -68,7 +68,9 @@ class Verifier:
         verification of this call failed: the identity's guesses are counted all the same)."""
         document = Document(DocumentType(document_type), number)
         now = self.clock()
-        v = self.services.gate.begin(SqlCounters.on(self.store), document, self._person(document), now)
+        v = self.services.gate.begin(
+            SqlCounters.on(self.store), document, self._person(document), now, "desk"
+        )
         row = {
             "agent": agent,
             "document_type": document_type,
@@ -162,11 +164,19 @@ class Verifier:
         return account.user_id if account else None
 
     def forget(self, call_sid: str) -> None:
-        """The desk is done with the call: drop the document number."""
+        """The desk is done with the call: drop the document number; a verification left
+        undecided is a failed one (its guess counts as a failure, as on the line)."""
+        row = self._row(call_sid)
+        if row is not None and row["outcome"] is None:
+            v = Verification.model_validate_json(row["progress"])
+            if self.services.gate.abandon(SqlCounters.on(self.store), v, self.clock()) is not None:
+                self.queue.audit(call_sid, "desk_verification_abandoned", agent=row["agent"])
         t = desk_verifications.c
         with self.store.connection() as connection:
             connection.execute(
-                sa.update(desk_verifications).where(t.call_sid == call_sid).values(document_number=None)
+                sa.update(desk_verifications)
+                .where(t.call_sid == call_sid)
+                .values(document_number=None, outcome=sa.func.coalesce(t.outcome, "not_verified"))
             )
 
     def _verified(self, call_sid: str) -> Person | None:
