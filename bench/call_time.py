@@ -56,7 +56,7 @@ from ivr.twilio_rules import WORDS_PER_SECOND  # noqa: E402
 TOKEN = "bench-token"
 BASE = "http://127.0.0.1:8080"
 OPEN_ALWAYS = {
-    "weekly": {d: "00:00-23:59" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    "weekly": {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
     "holiday_regions": [],
 }
 # The README's scripted calls (`ivr call --keys ...`), per journey and language.

@@ -41,7 +41,7 @@ IVR = str(Path(sys.executable).with_name("ivr"))
 TOKEN = "bench-flat-cost-token"
 OPEN_ALWAYS = json.dumps(
     {
-        "weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-23:59"),
+        "weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-24:00"),
         "holiday_regions": [],
     }
 )

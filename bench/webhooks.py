@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 IVR = Path(sys.executable).parent / "ivr"
 OPEN_ALWAYS = json.dumps(
     {
-        "weekly": {d: "00:00-23:59" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        "weekly": {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
         "holiday_regions": [],
     }
 )

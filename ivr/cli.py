@@ -39,9 +39,13 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now) -> int:
     time from `clock` (a test passes the fixed clock its calls were placed at)."""
     args = _parser().parse_args(argv)
     args.build = Builds(clock)
-    logs.configure(_log_format())
+    log_format = _log_format()
+    logs.configure(log_format)
     for warning in misconfig.unknown_variables(os.environ, Settings.model_config.get("env_file")):
-        print(warning, file=sys.stderr)
+        if log_format == "json":  # a log collector reads standard error
+            logging.getLogger("ivr.settings").warning(warning.removeprefix("ivr: warning: "))
+        else:
+            print(warning, file=sys.stderr)
     try:
         result: int = args.run(args)
         return result
@@ -360,12 +364,12 @@ def _build(args: argparse.Namespace) -> int:
     from ivr.store import make_engine
 
     settings = Settings()
-    settings.private_data_dir()
     count = settings.demo_people if args.people is None else args.people
     seed = settings.demo_seed if args.seed is None else args.seed
     if count < 20:
         print("ivr demo build: --people must be at least 20 (the awkward cases come first)", file=sys.stderr)
         return 2
+    settings.private_data_dir()
     engine = make_engine(settings.demo_sqlalchemy_url)
     migrations.upgrade(engine, migrations.DEMO)
     started = time.monotonic()

@@ -29,7 +29,9 @@ DEFAULT_WEEKLY: dict[str, str] = {
 }
 LOOKAHEAD = dt.timedelta(days=14)
 
-_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))$")
+END_OF_DAY = dt.time.max
+"""A closing time of 24:00: open to the end of the day (a line answering around the clock)."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,11 @@ def _localise(hours: OpeningHours, now: dt.datetime) -> dt.datetime:
 def _parse_span(day: str, text: str) -> tuple[dt.time, dt.time]:
     match = _SPAN.match(text)
     if match is None:
-        raise ValueError(f"{day}: {text!r} is not in the form HH:MM-HH:MM (24-hour clock)")
-    oh, om, ch, cm = (int(part) for part in match.groups())
-    return dt.time(oh, om), dt.time(ch, cm)
+        form = "HH:MM-HH:MM (24-hour clock; 24:00 closes at midnight)"
+        raise ValueError(f"{day}: {text!r} is not in the form {form}")
+    oh, om, ch, cm, midnight, _ = match.groups()
+    closes = END_OF_DAY if midnight else dt.time(int(ch), int(cm))
+    return dt.time(int(oh), int(om)), closes
 
 
 @functools.lru_cache(maxsize=64)

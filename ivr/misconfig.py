@@ -40,6 +40,14 @@ SENSITIVE = frozenset({"database_url", "demo_backend_database_url"}) | frozenset
 # `IVR_*` names that are not the line's settings: compose.yaml's and the proxy's (deploy/), and,
 # by their prefix IVR_TEST_, the test suite's.
 NOT_SETTINGS = frozenset({"IVR_PUBLIC_HOST", "IVR_DB_PASSWORD", "IVR_DESK_BIND"})
+# Names that look like settings but are the commands' flags.
+FLAGS = {
+    "IVR_PORT": "the line's port is a flag: ivr serve --port, or make run PORT=...",
+    "IVR_HOST": "the line's address is a flag: ivr serve --host, or make run HOST=...",
+    "IVR_THREADS": "threads are a flag: ivr serve --threads",
+    "IVR_DESK_PORT": "the desk's port is a flag: ivr desk --port, or make run DESK_PORT=...",
+    "IVR_DESK_HOST": "the desk's address is a flag: ivr desk --host",
+}
 FORMATS = {
     "opening_hours": 'JSON such as {"weekly":{"mon":"09:00-17:00"},"holiday_regions":["DK"]}',
 }
@@ -172,7 +180,8 @@ def cannot_listen(program: str, host: str, port: int, error: Exception, *, make_
     for a bad host). `make_port` is the `make run` variable that moves this program's port."""
     code = getattr(error, "errno", None)
     if code == errno.EADDRINUSE:
-        fix = f"stop what listens there, or choose another --port (make run {make_port}={port + 10})"
+        free = _free_port_after(port)
+        fix = f"stop what listens there, or choose another --port (make run {make_port}={free})"
     elif code == errno.EACCES:
         fix = "choose a --port above 1023, or run with the right to bind low ports"
     else:
@@ -184,14 +193,40 @@ def cannot_listen(program: str, host: str, port: int, error: Exception, *, make_
     )
 
 
+DEFAULT_PORTS = frozenset({8080, 8081})
+"""The line's and the desk's own ports: never suggested to the other."""
+
+
+def _free_port_after(port: int) -> int:
+    """A port above `port`, in steps of ten, that is free on loopback now and is neither the
+    line's nor the desk's default (the first candidate, should none be free)."""
+    import socket
+
+    candidates = [p for p in range(port + 10, min(port + 200, 65535), 10) if p not in DEFAULT_PORTS]
+    for candidate in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    return candidates[0] if candidates else 1024
+
+
 def check_data_found(settings: Settings) -> None:
-    """A command that only reads or adds to the line's data finds it, rather than making an empty
-    data directory wherever it happens to run (the default, `var`, is relative to the directory)."""
-    if settings.shared_store or settings.data_dir.exists():
+    """A command that only reads or adds to the line's data finds it (the store a line made),
+    rather than making a new store wherever it happens to run: the default data directory,
+    `var`, is relative to the directory, and a directory of that name may be anything."""
+    from sqlalchemy.engine import make_url
+
+    if settings.shared_store or (settings.data_dir.exists() and not settings.data_dir.is_dir()):
         return  # (a file there is named by check_data_dir)
-    where = settings.data_dir.resolve()
+    store = Path(make_url(settings.sqlalchemy_url).database or "")
+    demo = Path(make_url(settings.demo_sqlalchemy_url).database or "")
+    if any(path.is_file() for path in (store, demo, settings.data_dir / "secret.key")):
+        return
     raise Misconfigured(
-        f"ivr: no data directory at {where}: no line has run here with these settings.",
+        f"ivr: no line's store at {store}: no line has run here with these settings.",
         "ivr: fix: run the command in the directory where the line runs (`make run`), or set "
         f"IVR_DATA_DIR to the line's data directory, {WHERE}.",
     )
@@ -234,7 +269,14 @@ def unknown_variables(environ: Mapping[str, str], env_file: object) -> list[str]
         ):
             continue
         nearest = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
-        hint = f" (did you mean {nearest[0]}?)" if nearest else " (README 'Settings' lists every setting)"
+        if upper in FLAGS:
+            hint = f" ({FLAGS[upper]})"
+        elif upper.startswith("IVR_REQUIRE_"):
+            hint = f" (the test suite's switches are IVR_TEST_*: {upper.replace('IVR_', 'IVR_TEST_', 1)})"
+        elif nearest:
+            hint = f" (did you mean {nearest[0]}?)"
+        else:
+            hint = " (README 'Settings' lists every setting)"
         warnings.append(f"ivr: warning: {name}{where} is not a setting of the line and is ignored{hint}.")
     return warnings
 

@@ -26,6 +26,16 @@ OPEN_TIME = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # a real argon2id, cheap
 
 
+RENAMED = ("IVR_REQUIRE_POSTGRES", "IVR_REQUIRE_BROWSER", "IVR_REQUIRE_PROXY", "IVR_UPDATE_SCREENSHOT")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A switch under its old name would be ignored, and the tests it requires silently skipped."""
+    if old := [name for name in RENAMED if name in os.environ]:
+        new = ", ".join(name.replace("IVR_", "IVR_TEST_", 1) for name in old)
+        raise pytest.UsageError(f"{', '.join(old)} renamed: set {new} instead")
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock(OPEN_TIME)

@@ -5,7 +5,6 @@ module) are registered in conftest.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import socket
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -27,7 +25,7 @@ SERVER_TOKEN = "cli-test-auth-token"
 PIN_KEYS = "2 2 100000001# 1 ? ? ?"  # English, temporary PIN, Mette Hansen's passport, confirm, answers
 ALL_WEEK = json.dumps(
     {
-        "weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-23:59"),
+        "weekly": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-24:00"),
         "holiday_regions": [],
     }
 )
@@ -69,13 +67,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def not_at_midnight() -> None:
-    """The hours above leave out 23:59-24:00 (Copenhagen); do not start a call in that minute."""
-    now = dt.datetime.now(ZoneInfo("Europe/Copenhagen"))
-    if (now.hour, now.minute) == (23, 59):
-        time.sleep(61 - now.second)
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from tests.shells import (
     Shell,
     clean_environment,
     free_port,
-    not_at_midnight,
     refused,
     wait_until_answering,
 )
@@ -125,7 +124,6 @@ def test_demo_build_replaces_the_register_the_line_then_serves(
 
 
 def test_a_scripted_call_gets_a_temporary_pin_by_sms(line: Shell) -> None:
-    not_at_midnight()
     done = line.run("call", "--keys", PIN_KEYS)
     assert done.returncode == 0, done.stderr
     assert "Temporary PIN code texted to your mobile ending in 5, 1." in done.stdout
@@ -149,7 +147,6 @@ def test_a_scripted_call_gets_a_temporary_pin_by_sms(line: Shell) -> None:
 
 
 def test_pressing_0_puts_the_call_in_the_agents_list(line: Shell) -> None:
-    not_at_midnight()
     done = line.run("call", "--keys", "2 0")
     assert done.returncode == 0, done.stderr
     assert "queued for an agent" in done.stdout
@@ -184,7 +181,6 @@ def test_keys_a_phone_cannot_send_are_refused_before_dialling(shell: Shell) -> N
 
 
 def test_an_interactive_call_names_what_it_refused_and_what_a_menu_did_not_take(line: Shell) -> None:
-    not_at_midnight()
     done = line.run("call", stdin="abc\n12\n")
     assert done.returncode == 0, done.stderr
     refused = "[refused 'abc': 'abc' are not on a phone keypad (0-9, * and #); nothing was sent, key again]"
@@ -208,7 +204,6 @@ def _read_until(stream: Any, text: str, timeout: float) -> str:
 
 
 def test_ctrl_c_hangs_up_an_interactive_call_and_exits_130(line: Shell) -> None:
-    not_at_midnight()
     started = {e["call_sid"] for e in line.json("audit") if e["event"] == "call_started"}
     phone = subprocess.Popen(
         [IVR, "call"],
@@ -250,7 +245,6 @@ def test_the_readme_call_can_be_placed_again_and_again(line: Shell) -> None:
     """The line allows 5 verifications per calling number and hour; `ivr call` dials from a new one."""
     callers = []
     for attempt in range(6):
-        not_at_midnight()
         done = line.run("call", "--keys", PIN_KEYS)
         assert done.returncode == 0, done.stderr
         assert "Temporary PIN code texted to your mobile ending in 5, 1." in done.stdout, (
@@ -290,7 +284,7 @@ def test_make_run_on_another_port_answers_for_that_port(tmp_path: Path) -> None:
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [*make, f"VENV={venv}", f"PORT={port}"],
+            [*make, f"VENV={venv}", f"PORT={port}", f"DESK_PORT={free_port()}"],
             cwd=tmp_path,
             env=clean_environment(tmp_path / "data"),
             stdout=log,
@@ -300,7 +294,6 @@ def test_make_run_on_another_port_answers_for_that_port(tmp_path: Path) -> None:
         try:
             wait_until_answering(server, base, log_path)
             caller = Shell(tmp_path, clean_environment(tmp_path / "data", IVR_PUBLIC_BASE_URL=base))
-            not_at_midnight()
             done = caller.run("call", "--keys", "2 0")
             assert done.returncode == 0, done.stderr + log_path.read_text()
             assert "queued for an agent" in done.stdout
@@ -348,6 +341,56 @@ def test_make_run_derives_the_public_url_unless_it_is_set(
         assert "IVR_PUBLIC_BASE_URL=" not in done.stdout  # the environment's own value reaches the line
 
 
+def make_run_dry(tmp_path: Path) -> str:
+    """What `make run PORT=8125` would run, in a shell with no IVR_* variables."""
+    make = ["make", "--no-print-directory", "-n", "-f", str(REPO / "Makefile"), "-o", "install", "run"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    done = subprocess.run(
+        [*make, "PORT=8125"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    "line",
+    ["IVR_PUBLIC_BASE_URL=https://ivr.example.test", "ivr_public_base_url = https://ivr.example.test"],
+)
+def test_make_run_leaves_the_public_url_of_dot_env_alone_however_it_is_spelt(
+    tmp_path: Path, line: str
+) -> None:
+    (tmp_path / ".env").write_text(line + "\n")
+    assert "IVR_PUBLIC_BASE_URL=" not in make_run_dry(tmp_path)  # the line reads .env's own
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_keeps_the_opening_hours_of_dot_env(tmp_path: Path) -> None:
+    assert "IVR_OPENING_HOURS='" in make_run_dry(tmp_path)  # around the clock, for the demo
+    (tmp_path / ".env").write_text('IVR_OPENING_HOURS={"weekly":{"mon":"09:00-17:00"}}\n')
+    assert "IVR_OPENING_HOURS=" not in make_run_dry(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_stops_and_says_so_when_the_desk_cannot_start(tmp_path: Path) -> None:
+    venv = Path(sys.executable).parent.parent
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        desk_port = taken.getsockname()[1]
+        done = subprocess.run(
+            ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "-o", "install", "run"]
+            + [f"VENV={venv}", f"PORT={free_port()}", f"DESK_PORT={desk_port}"],
+            cwd=tmp_path,
+            env=clean_environment(tmp_path / "data"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"ivr desk: cannot listen on 127.0.0.1:{desk_port}" in done.stderr
+
+
 # -- operator output --------------------------------------------------------------------------------
 
 
@@ -364,7 +407,6 @@ def _columns_line_up(lines: list[str], headers: list[str]) -> None:
 
 
 def test_outbox_escalations_and_audit_have_aligned_headers(line: Shell) -> None:
-    not_at_midnight()
     assert line.run("call", "--keys", PIN_KEYS).returncode == 0
     assert line.run("call", "--keys", "2 0").returncode == 0
     for command, headers in (

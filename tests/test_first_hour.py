@@ -14,7 +14,7 @@ import pytest
 
 from ivr.cli import main
 from tests.conftest import OPEN_TIME
-from tests.shells import SERVER_TOKEN, Shell, clean_environment, free_port, not_at_midnight, refused
+from tests.shells import SERVER_TOKEN, Shell, clean_environment, free_port, refused
 
 READERS = [("outbox",), ("escalations",), ("audit",), ("locks",), ("agents", "list"), ("demo", "people")]
 
@@ -27,9 +27,27 @@ def test_a_reading_command_elsewhere_says_where_it_looked_and_makes_nothing(
     elsewhere.mkdir()
     env = {k: v for k, v in clean_environment(tmp_path / "unused").items() if k != "IVR_DATA_DIR"}
     done = Shell(elsewhere, env).run(*command)
-    lines = refused(done, str(elsewhere / "var"), "IVR_DATA_DIR")
-    assert "no data directory" in lines[0]
+    lines = refused(done, str(elsewhere / "var" / "ivr.sqlite3"), "IVR_DATA_DIR")
+    assert "no line's store" in lines[0]
     assert list(elsewhere.iterdir()) == []  # no new `var/`, no new secret key
+
+
+@pytest.mark.parametrize("command", READERS, ids=" ".join)
+def test_a_directory_that_happens_to_be_called_var_is_not_the_lines_data(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "var" / "log").mkdir(parents=True)
+    (tmp_path / "var").chmod(0o755)
+    env = {k: v for k, v in clean_environment(tmp_path / "unused").items() if k != "IVR_DATA_DIR"}
+    refused(Shell(tmp_path, env).run(*command), "IVR_DATA_DIR")
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == ["log"]  # no store, no key
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_refused_demo_build_makes_no_data_directory(shell: Shell) -> None:
+    done = shell.run("demo", "build", "--people", "5")
+    assert done.returncode == 2 and "at least 20" in done.stderr
+    assert not Path(shell.env["IVR_DATA_DIR"]).exists()
 
 
 def test_a_reading_command_pointed_at_the_data_finds_it(tmp_path: Path) -> None:
@@ -47,7 +65,6 @@ def test_a_reading_command_pointed_at_the_data_finds_it(tmp_path: Path) -> None:
 def test_call_with_url_reaches_a_line_started_on_another_port(line: Shell) -> None:
     """`make run PORT=8090` gives the line IVR_PUBLIC_BASE_URL=http://127.0.0.1:8090; the shell
     that runs `ivr call --url http://127.0.0.1:8090` has no IVR_PUBLIC_BASE_URL of its own."""
-    not_at_midnight()
     url = line.env["IVR_PUBLIC_BASE_URL"]
     shell = Shell(line.cwd, {k: v for k, v in line.env.items() if k != "IVR_PUBLIC_BASE_URL"})
     done = shell.run("call", "--url", url, "--keys", "2 0")
@@ -95,7 +112,17 @@ def test_the_line_on_a_port_in_use_advises_a_port_that_is_not_the_desks(shell: S
         done = shell.run("serve", "--port", str(port), timeout=30)
     lines = refused(done, f"127.0.0.1:{port}")
     assert lines[0].startswith("ivr serve: cannot listen")
-    assert f"make run PORT={port + 10}" in lines[1]
+    suggested = int(lines[1].split("make run PORT=")[1].split(")")[0])
+    assert suggested > port and suggested not in (8080, 8081)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", suggested))  # free, as said
+
+
+def test_the_suggested_port_is_never_the_other_programs_default() -> None:
+    from ivr.misconfig import _free_port_after
+
+    assert _free_port_after(8071) not in (8080, 8081)
+    assert _free_port_after(8070) not in (8080, 8081)
 
 
 def test_a_misspelt_setting_in_the_environment_is_named_with_the_nearest(shell: Shell) -> None:
@@ -146,3 +173,28 @@ def test_the_wall_clock_is_as_far_ahead_as_the_run_says(tmp_path: Path) -> None:
         env=clean_environment(tmp_path / "data"),
     )
     assert abs(float(child.stdout) - marker.stat().st_mtime - ahead) < 120
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("IVR_PORT", "make run PORT="),
+        ("IVR_DESK_PORT", "make run DESK_PORT="),
+        ("IVR_REQUIRE_POSTGRES", "IVR_TEST_REQUIRE_POSTGRES"),
+    ],
+)
+def test_a_flag_or_an_old_test_switch_set_as_a_variable_is_named_with_what_to_use(
+    shell: Shell, name: str, hint: str
+) -> None:
+    done = shell.run("flows", "table", **{name: "1"})
+    (warning,) = done.stderr.splitlines()
+    assert name in warning and hint in warning and "METRICS" not in warning
+
+
+def test_with_json_logs_the_warning_is_json_too(shell: Shell) -> None:
+    import json
+
+    done = shell.run("flows", "table", IVR_QUESTIONS_ASKD="3", IVR_LOG_FORMAT="json")
+    (line,) = done.stderr.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING" and "IVR_QUESTIONS_ASKD" in entry["message"]

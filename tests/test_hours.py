@@ -234,7 +234,7 @@ def test_parses_from_plain_data() -> None:
     [
         ({"weekly": {"monday": "09:00-17:00"}}, "unknown day 'monday'"),
         ({"weekly": {"mon": "9-17"}}, "not in the form HH:MM-HH:MM"),
-        ({"weekly": {"mon": "09:00-24:00"}}, "not in the form HH:MM-HH:MM"),
+        ({"weekly": {"mon": "09:00-24:01"}}, "not in the form HH:MM-HH:MM"),
         ({"weekly": {"mon": "09:60-17:00"}}, "not in the form HH:MM-HH:MM"),
         ({"weekly": {"mon": "17:00-09:00"}}, "closing time 09:00 must be after opening time 17:00"),
         ({"weekly": {"tue": "09:00-09:00"}}, "tue: closing time 09:00 must be after"),
@@ -253,3 +253,21 @@ def test_rejects_bad_configuration(config: dict[str, object], message: str) -> N
 def test_is_frozen() -> None:
     with pytest.raises(ValidationError):
         DEFAULT.timezone = "UTC"  # type: ignore[misc]
+
+
+def test_a_line_open_until_24_00_answers_in_the_last_minute_of_the_day_and_says_so():
+    """ "00:00-24:00" is around the clock: the last minute before midnight is not closed."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.hours import OpeningHours, describe, is_open
+
+    every_day = OpeningHours(
+        weekly=dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-24:00")
+    )
+    copenhagen = ZoneInfo("Europe/Copenhagen")
+    for moment in ((23, 59, 59), (0, 0, 0), (12, 0, 0)):
+        at = dt.datetime(2026, 11, 24, *moment, tzinfo=copenhagen)
+        assert is_open(every_day.model_copy(update={"holiday_regions": []}), at), moment
+    assert [(s.opens, s.closes) for s in describe(every_day)] == [("00:00", "24:00")]
+    with pytest.raises(ValueError, match="24:00 closes at midnight"):
+        OpeningHours(weekly={"mon": "00:00-24:30"})

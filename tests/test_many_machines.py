@@ -41,7 +41,7 @@ from ivr.store import IDLE_IN_TRANSACTION, call_sessions, make_engine
 from ivr.twilio_caller import Answer, Request
 from tests.calls import Call, Records
 from tests.postgres import own_database
-from tests.shells import ALL_WEEK, IVR, clean_environment, free_port, not_at_midnight, wait_until_answering
+from tests.shells import ALL_WEEK, IVR, clean_environment, free_port, wait_until_answering
 from tests.test_handover import AGENT_PHONE, add_agent
 
 pytestmark = pytest.mark.slow  # two servers and a database of their own: some seconds
@@ -140,7 +140,6 @@ class Line:
 def line(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     """Two line servers started at once on a new database (both migrate it and build the demo
     register at their first start: one does, the other waits and finds it done)."""
-    not_at_midnight()
     home = tmp_path_factory.mktemp("machines")
     with own_database(postgres_url, "ivr_machines", "the many-machines tests") as url:
         shared = {  # the demo systems (register, PINs, the demo phones' SMS) share the store's database

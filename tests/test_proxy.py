@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.shells import ALL_WEEK, IVR, PIN_KEYS, free_port, not_at_midnight
+from tests.shells import ALL_WEEK, IVR, PIN_KEYS, free_port
 from tests.test_deploy import OPERATOR, command, compose_database, service_env, services, wait_for
 
 # Read at import: conftest's autouse fixture hides every IVR_* variable from tests.
@@ -146,7 +146,6 @@ def test_the_proxy_config_fronts_two_line_servers_with_webhooks_only(
 
     # A call placed at the public address is answered, its webhooks shared by both servers.
     before = [keys_webhooks(metrics) for _, _, _, metrics in lines]
-    not_at_midnight()
     env = lines[0][0]
     call = subprocess.run(
         [IVR, "call", "--keys", PIN_KEYS], env=env, capture_output=True, text=True, timeout=120
