@@ -37,6 +37,7 @@ from ivr.store import (
     call_sessions,
     desk_verifications,
     escalations,
+    when_reachable,
 )
 from ivr.twiml import Renderer
 
@@ -139,10 +140,23 @@ class Line:
                 self._scrub(tx, row, "call_ended", status=status, duration=duration)
             handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
 
-    def wait(self, call_sid: str, position: int | None, caller: str | None, queue_sid: str | None) -> str:
+    def wait(
+        self,
+        call_sid: str,
+        position: int | None,
+        caller: str | None,
+        queue_sid: str | None,
+        unrecorded: bool = False,
+    ) -> str:
         """What a queued caller hears: their place in the queue and an estimate; or, once an
-        agent has taken the call and it is put through, the way out of the queue."""
+        agent has taken the call and it is put through, the way out of the queue. A caller
+        queued while the store could not record the hand-over (`unrecorded`) gets it recorded."""
         place = max(position or 1, 1)
+        if unrecorded:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                known = handover.escalation(tx, call_sid) is not None
+            if not known:
+                self._record_failure(call_sid, caller, "handover_recorded_late")
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
             escalation = handover.escalation(tx, call_sid)
@@ -221,15 +235,16 @@ class Line:
     def apology(self, call_sid: str | None, caller: str | None, reason: str) -> str:
         """Last resort after an unexpected error: sorry, in the caller's language, then an agent
         who gets the call's context (whatever the store can still take)."""
-        languages = self.engine.languages
+        languages, recorded = self.engine.languages, True
         try:
             if call_sid:
-                languages = self._record_failure(call_sid, caller, reason)
+                languages = when_reachable(lambda: self._record_failure(call_sid, caller, reason))
         except CallerMismatch:
             raise
         except Exception as error:  # the store itself may be what failed
             log.error("could not record the failed call: %s", without_values(error))
-        return self.renderer.apology(languages, to_agent=True)
+            recorded = False
+        return self.renderer.apology(languages, to_agent=True, recorded=recorded)
 
     def note(self, call_sid: str | None, event: str, **detail: object) -> None:
         """Write one event into the audit trail, if the store can take it."""

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ivr.errors import BackendError, DeliveryUnknown, without_values
 from ivr.ports import OutgoingSms, SmsSender
-from ivr.store import Store, moment, short_write, sms_outbox, sql, write_once
+from ivr.store import Store, moment, short_write, sms_outbox, sql, when_reachable, write_once
 
 log = logging.getLogger(__name__)
 UNRESOLVED_AFTER = dt.timedelta(minutes=5)
@@ -126,9 +126,11 @@ class Outbox:
             )
 
     def _finish(self, key: str, **values: object) -> str:
+        """Record how the SMS fared, as the provider said: waiting a little for a database that
+        is restarting, rather than leaving a sent PIN `sending` and the caller told it failed."""
         names = ", ".join(f"{name} = ?" for name in values)
         update = f'UPDATE sms_outbox SET {names} WHERE "key" = ?'
-        write_once(self.store.engine, update, (*values.values(), key))
+        when_reachable(lambda: write_once(self.store.engine, update, (*values.values(), key)))
         return str(values["status"])
 
 

@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import phonenumbers
 import sqlalchemy as sa
@@ -32,6 +32,8 @@ from sqlalchemy import event
 
 from ivr.ports import OutgoingSms
 from ivr.state import CallState
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 PING_AFTER_IDLE = 5.0
@@ -351,6 +353,28 @@ def _as_sqlalchemy(connection: sa.Connection, error: Any) -> sa.exc.StatementErr
     return sa.exc.DBAPIError.instance(
         None, None, error, dialect.loaded_dbapi.Error, hide_parameters=True, connection_invalidated=lost
     )
+
+
+UNREACHABLE_BUDGET = 4.0
+"""Seconds a webhook waits, at most, for a database it cannot reach (restarting, failing over):
+well inside Twilio's 15 s, with the SMS provider's 5 s beside it."""
+
+
+def when_reachable(work: Callable[[], T], budget: float | None = None) -> T:
+    """`work`, run again with short pauses while the database cannot be reached (its connection
+    refused or lost), until `budget` seconds have passed: then its last error. `work` must be
+    safe to run again (a transaction of its own, or statements made for a rerun)."""
+    deadline = time.monotonic() + (UNREACHABLE_BUDGET if budget is None else budget)
+    pause = 0.1
+    while True:
+        try:
+            return work()
+        except sa.exc.DBAPIError as error:
+            unreachable = isinstance(error, sa.exc.OperationalError) or error.connection_invalidated
+            if not unreachable or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def write_once(engine: sa.Engine, text: str, params: Sequence[Any]) -> int:

@@ -32,6 +32,11 @@ class Urls:
         return f"{self.base}/voice/wait"
 
     @property
+    def wait_unrecorded(self) -> str:
+        """The wait URL of a caller queued while the store could not record the hand-over."""
+        return f"{self.base}/voice/wait?unrecorded=1"
+
+    @property
     def queue_exit(self) -> str:
         return f"{self.base}/voice/queue-exit"
 
@@ -118,13 +123,15 @@ class Renderer:
                 response.hangup()
         return str(response)
 
-    def apology(self, languages: Iterable[str], to_agent: bool) -> str:
-        """The last resort when something broke: sorry, then an agent or 'call again'."""
+    def apology(self, languages: Iterable[str], to_agent: bool, recorded: bool = True) -> str:
+        """The last resort when something broke: sorry, then an agent or 'call again'. A caller
+        queued with the hand-over not `recorded` (the store was down) waits on a wait URL that
+        records it as soon as the store is back."""
         response = VoiceResponse()
         keys = ("apology", "transfer") if to_agent else ("apology", "call_again")
         self._say(response, [Utterance(k, lang) for lang in languages for k in keys], {}, "da")
         if to_agent:
-            self._enqueue(response)
+            self._enqueue(response, recorded)
         else:
             response.hangup()
         return str(response)
@@ -230,10 +237,10 @@ class Renderer:
         """An empty document: Twilio goes on (a whisper that failed connects the agent all the same)."""
         return str(VoiceResponse())
 
-    def _enqueue(self, response: VoiceResponse) -> None:
+    def _enqueue(self, response: VoiceResponse, recorded: bool = True) -> None:
         response.enqueue(
             self.queue,
-            wait_url=self.urls.wait,
+            wait_url=self.urls.wait if recorded else self.urls.wait_unrecorded,
             wait_url_method="POST",
             action=self.urls.queue_exit,
             method="POST",

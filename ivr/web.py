@@ -132,7 +132,8 @@ def status() -> Response:
 def wait() -> Response:
     """Tell a queued caller their place and an estimate (Twilio's Enqueue waitUrl)."""
     form = _form()
-    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller, form.queue_sid))
+    unrecorded = request.args.get("unrecorded") == "1"  # part of the signed URL: Twilio's own
+    return _twiml(_line().wait(form.call_sid, form.queue_position, form.caller, form.queue_sid, unrecorded))
 
 
 def queue_exit() -> Response:
