@@ -158,12 +158,7 @@ def test_a_refusal_is_a_backend_error_without_the_call_or_the_numbers(
     store: Store,
 ) -> None:
     escalate(store)
-    twilio_server.status = 400
-    twilio_server.answer = {
-        "code": 21220,
-        "message": f"Invalid call state for {CALL_SID}",
-        "status": 400,
-    }
+    twilio_refuses(twilio_server, 400, 21220, f"Invalid call state for {CALL_SID}")
     with pytest.raises(BackendError) as caught:
         twilio.put_through(CALL_SID)
     assert not isinstance(caught.value, CallerGone)
@@ -180,14 +175,16 @@ def test_a_caller_twilio_no_longer_has_in_the_queue_is_gone(
 ) -> None:
     """Twilio answers 404 for a queue member that is not there: the caller hung up."""
     escalate(store)
-    twilio_server.status = 404
-    twilio_server.answer = {
-        "code": 20404,
-        "message": f"The requested resource /Queues/{QUEUE_SID}/Members/{CALL_SID}.json was not found",
-        "status": 404,
-    }
+    missing = f"The requested resource /Queues/{QUEUE_SID}/Members/{CALL_SID}.json was not found"
+    twilio_refuses(twilio_server, 404, 20404, missing)
     with pytest.raises(CallerGone):
         twilio.put_through(CALL_SID)
+
+
+def twilio_refuses(server: FakeTwilio, status: int, code: int, message: str) -> None:
+    """Twilio's REST API answers the next request with an error, as it documents its errors."""
+    server.status = status
+    server.answer = {"code": code, "message": message, "status": status}
 
 
 def test_an_unreachable_twilio_is_a_backend_error(store: Store) -> None:

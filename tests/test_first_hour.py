@@ -93,24 +93,24 @@ def test_call_without_url_says_which_line_it_calls(shell: Shell) -> None:
     assert f"cannot reach http://127.0.0.1:{port}/voice" in done.stderr
 
 
-def test_the_desk_on_a_port_in_use_names_the_desk_and_its_make_variable(shell: Shell) -> None:
+def on_a_taken_port(shell: Shell, program: str) -> tuple[int, list[str]]:
+    """`ivr PROGRAM --port P` with P in use: P, and what the program said."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = shell.run("desk", "--port", str(port), timeout=30)
-    lines = refused(done, f"127.0.0.1:{port}")
+        done = shell.run(program, "--port", str(port), timeout=30)
+    return port, refused(done, f"127.0.0.1:{port}")
+
+
+def test_the_desk_on_a_port_in_use_names_the_desk_and_its_make_variable(shell: Shell) -> None:
+    _, lines = on_a_taken_port(shell, "desk")
     assert lines[0].startswith("ivr desk: cannot listen") and "in use" in lines[0]
     assert lines[1].startswith("ivr desk: fix:") and "DESK_PORT=" in lines[1] and " PORT=" not in lines[1]
 
 
 def test_the_line_on_a_port_in_use_advises_a_port_that_is_not_the_desks(shell: Shell) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = shell.run("serve", "--port", str(port), timeout=30)
-    lines = refused(done, f"127.0.0.1:{port}")
+    port, lines = on_a_taken_port(shell, "serve")
     assert lines[0].startswith("ivr serve: cannot listen")
     suggested = int(lines[1].split("make run PORT=")[1].split(")")[0])
     assert suggested > port and suggested not in (8080, 8081)
