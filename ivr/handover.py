@@ -60,6 +60,7 @@ S = Status
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("taken", S.WAITING, S.CONNECTING, "an agent at the desk"),
     Transition("taken_by_phone", S.WAITING, S.CONNECTED, "an agent phoning in (the agent line)"),
+    Transition("taken_by_phone", S.CONNECTING, S.CONNECTED, "an agent phoning in, first to the caller"),
     Transition("put_through", S.CONNECTING, S.CONNECTED, "the line, dialling the agent"),
     Transition("back_to_queue", S.CONNECTING, S.WAITING, "the desk or the line: no agent to reach"),
     Transition("back_to_queue", S.CONNECTED, S.WAITING, "the line: the agent did not answer"),
@@ -71,6 +72,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("wrapped_up", S.CONNECTING, S.WRAPPED_UP, "the agent"),
     Transition("wrapped_up", S.CONNECTED, S.WRAPPED_UP, "the agent"),
     Transition("wrapped_up", S.ENDED, S.WRAPPED_UP, "the agent"),
+    Transition("agent_disabled", S.CONNECTING, S.WAITING, "a supervisor, disabling the agent"),
+    Transition("agent_disabled", S.CONNECTED, S.WRAPPED_UP, "a supervisor, disabling the agent"),
+    Transition("agent_disabled", S.ENDED, S.WRAPPED_UP, "a supervisor, disabling the agent"),
 )
 START = Status.WAITING
 HELD = tuple(t.source for t in TRANSITIONS if t.event == "wrapped_up")

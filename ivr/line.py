@@ -134,11 +134,15 @@ class Line:
         """Twilio reports the call's progress; once it is over, forget the caller's secrets."""
         if status not in ENDED_STATUSES:
             return
-        with self.store.transaction(self.clock(), call_sid) as tx:
-            row = self._own_session(tx, call_sid, caller)
-            if row is not None:
-                self._scrub(tx, row, "call_ended", status=status, duration=duration)
-            handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
+
+        def ended() -> None:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                row = self._own_session(tx, call_sid, caller)
+                if row is not None:
+                    self._scrub(tx, row, "call_ended", status=status, duration=duration)
+                handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
+
+        when_reachable(ended)  # a store restarting now must not lose that the caller left
 
     def wait(
         self,
@@ -179,10 +183,10 @@ class Line:
                 handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
             elif result in QUEUE_DROPPED:
                 tx.audit(call_sid, "queue_dropped", result=result)
-        if result == "leave" and handover.is_put_through(escalation):
-            return self.renderer.to_connect()
-        waiting = escalation is not None and escalation.status == handover.Status.WAITING
-        if result in QUEUE_DROPPED and waiting:
+        if result in ("leave", *QUEUE_DROPPED) and handover.is_put_through(escalation):
+            return self.renderer.to_connect()  # the agent who took the call is waiting for them
+        open_ = (handover.Status.WAITING, *handover.TAKEN)
+        if result in QUEUE_DROPPED and escalation is not None and escalation.status in open_:
             return self.renderer.requeue(language)
         return self.renderer.goodbye(language)
 
@@ -214,7 +218,9 @@ class Line:
         return self.renderer.requeue(language)
 
     def dequeued(self, call_sid: str, caller: str | None, agent: str) -> str:
-        """An agent who phoned in took this caller out of the queue: mark it, and tell them."""
+        """An agent who phoned in took this caller out of the queue: mark it, and tell them.
+        Twilio has bridged them already, so the phone wins over a desk agent who took the
+        call a moment before (that agent is free again)."""
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
             handover.move_in(tx, "taken_by_phone", call_sid, agent=agent, connected_at=tx.now)
@@ -283,10 +289,13 @@ class Line:
         return len(call_sids)
 
     def _sweep_handovers(self, before: dt.datetime) -> None:
-        """Callers still in the queue after as long as a call may go without a status (their
-        end-of-call status lost): they have left, and no agent is to take them."""
+        """Hand-overs not ended after as long as a call may go without a status (the end-of-call
+        status lost, say in a database outage): the caller has left. A waiting one is
+        abandoned, so no agent takes it; one an agent holds is ended, for their wrap-up."""
         e = escalations.c
-        query = sa.select(e.call_sid).where(e.status == handover.Status.WAITING, e.created_at < before)
+        open_ = [handover.Status.WAITING, *handover.TAKEN]
+        latest = sa.func.coalesce(e.connected_at, e.created_at)
+        query = sa.select(e.call_sid).where(e.status.in_(open_), latest < before)
         with self.store.connection() as connection:
             for call_sid in list(connection.execute(query).scalars()):
                 now = self.clock()
@@ -423,16 +432,16 @@ class Line:
         """An agent was verifying the caller at the desk when the call ended: that guess is a
         failure, as a hang-up on the line's own questions is."""
         d = desk_verifications.c
-        query = sa.select(d.progress).where(d.call_sid == call_sid, d.outcome.is_(None))
-        progress = tx.reader.execute(query).scalar()
-        if progress is None:
+        query = sa.select(d.progress, d.agent).where(d.call_sid == call_sid, d.outcome.is_(None))
+        found = tx.reader.execute(query).first()
+        if found is None:
             return
         try:
-            v = Verification.model_validate_json(progress)
+            v = Verification.model_validate_json(found.progress)
         except ValidationError:  # not a verification the desk got as far as starting
             return
         if self.services.gate.abandon(SqlCounters.of(tx), v, tx.now) is not None:
-            tx.audit(call_sid, "desk_verification_abandoned")
+            tx.audit(call_sid, "desk_verification_abandoned", agent=found.agent)
         tx.writes.append(
             sa.update(desk_verifications)
             .where(d.call_sid == call_sid, d.outcome.is_(None))

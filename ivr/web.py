@@ -205,7 +205,7 @@ def unexpected(error: Exception) -> Response | HTTPException:
     line = _line()
     if request.endpoint == "voice.wait":
         return _twiml(line.renderer.hold(line.engine.languages))
-    if request.endpoint == "voice.status":
+    if request.endpoint == "voice.status":  # (Twilio does not retry it; the sweep makes it good)
         return Response(status=204)
     if request.endpoint == "voice.connect":  # the caller waits on: back to the queue
         return _twiml(line.renderer.apology(line.engine.languages, to_agent=True))

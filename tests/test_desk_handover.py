@@ -257,3 +257,119 @@ def test_a_desk_verification_the_caller_hangs_up_on_counts_as_a_failure_and_can_
     (lock,) = SqlCounters.on(line.store).locked(line.services.gate.window(line.clock()))
     assert (lock.failures, lock.channels) == (3, ("desk", "line"))
     assert "desk_verification_abandoned" in records.audit(call)
+
+
+# -- what an outside tester found --------------------------------------------------------------------
+
+
+def test_a_phoning_agent_first_to_a_caller_the_desk_just_took_wins_and_the_desk_agent_is_free(
+    anna: DeskUser, dial: Callable[..., Call], cases: dict[str, DemoPerson], records: Records, app: Flask
+) -> None:
+    from ivr.desk.accounts import Accounts
+    from tests.conftest import FAST_HASHER
+
+    Accounts(app.extensions["ivr"].store, app.extensions["ivr"].clock, hasher=FAST_HASHER).add(
+        "bo", "agent", PASSWORD, phone="+4520998866"
+    )
+    call = on_hold(dial, cases["ordinary"])
+    found = the_call(anna, records, call)
+    call.post(f"{BASE}/voice/agent/dequeued?agent=bo")  # Twilio bridged bo's phone first
+    assert call.said == ["connecting"]
+    assert (records.escalation(call)["status"], records.escalation(call)["agent"]) == ("connected", "bo")
+    anna.get(f"/calls/{found}", follow_redirects=True)
+    assert "That call is not yours" in anna.page and not busy(anna)
+
+
+def test_a_caller_twilio_drops_from_the_queue_once_put_through_goes_on_to_the_agent(
+    anna: DeskUser, dial: Callable[..., Call], cases: dict[str, DemoPerson], records: Records
+) -> None:
+    call = on_hold(dial, cases["ordinary"])
+    the_call(anna, records, call)
+    call.post(f"{BASE}/voice/queue-exit", QueueResult="error")
+    assert call.said == ["connecting"] and records.escalation(call)["status"] == "connected"
+
+
+def test_disabling_an_agent_who_holds_calls_leaves_no_call_stranded(
+    desk: Flask, dial: Callable[..., Call], cases: dict[str, DemoPerson], records: Records, app: Flask
+) -> None:
+    accounts = desk.extensions["desk"].accounts
+    accounts.add("sara", "supervisor", PASSWORD)
+    accounts.add("bo", "agent", PASSWORD, phone="+4520998866")
+    sara, bo = DeskUser(desk, "sara").sign_in(), DeskUser(desk, "bo").sign_in()
+    call = on_hold(dial, cases["ordinary"])
+    the_call(bo, records, call)
+    call.wait_in_queue(1)  # put through: connected to bo
+    assert records.escalation(call)["status"] == "connected"
+    sara.post("/agents/bo/disable", follow=True)
+    row = records.escalation(call)
+    assert (row["status"], row["outcome"]) == ("wrapped_up", "other")
+    assert "desk_agent_disabled_call" in records.audit(call)
+
+    waiting = on_hold(dial, cases["passport_and_licence"])
+    accounts.reset("bo", PASSWORD)
+    bo = DeskUser(desk, "bo").sign_in()
+    the_call(bo, records, waiting)  # connecting: back to the queue for another agent
+    sara.post("/agents/bo/disable", follow=True)
+    assert (records.escalation(waiting)["status"], records.escalation(waiting)["agent"]) == ("waiting", None)
+
+
+def test_an_end_of_call_status_during_a_store_restart_is_taken_once_the_store_is_back(
+    anna: DeskUser,
+    dial: Callable[..., Call],
+    cases: dict[str, DemoPerson],
+    records: Records,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlalchemy as sa
+
+    from ivr.line import Line
+
+    call = on_hold(dial, cases["ordinary"])
+    found = the_call(anna, records, call)
+    real, left = Line._scrub, [2]
+
+    def restarting(*args: object, **kwargs: object) -> None:
+        if left[0]:
+            left[0] -= 1
+            raise sa.exc.OperationalError("connect", {}, Exception("the database is starting up"))
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Line, "_scrub", restarting)
+    call.hang_up()
+    assert call.status == 204 and records.escalation(call)["status"] == "ended"
+    assert 'data-test="caller-gone"' in anna.get(f"/calls/{found}/caller").page
+
+
+def test_a_lost_end_of_call_status_is_made_good_by_the_sweep(
+    anna: DeskUser,
+    dial: Callable[..., Call],
+    cases: dict[str, DemoPerson],
+    records: Records,
+    app: Flask,
+    clock: Clock,
+) -> None:
+    waiting = on_hold(dial, cases["passport_and_licence"])
+    held = on_hold(dial, cases["ordinary"])
+    the_call(anna, records, waiting)
+    clock.advance(hours=3)  # no status ever came for either
+    app.extensions["ivr"].sweep()
+    assert records.escalation(waiting)["status"] == "ended"  # anna wraps it up
+    assert records.escalation(held)["status"] == "abandoned"  # no agent takes a ghost
+
+
+def test_the_desk_says_so_when_its_database_is_down_not_a_bare_500(
+    anna: DeskUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from ivr.desk.accounts import Accounts
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(Accounts, "get", down)
+    anna.get("/")
+    assert anna.status == 503 and anna.response is not None
+    assert anna.response.headers["Retry-After"] == "5"
+    assert "cannot reach its database" in anna.page and "kan ikke nå sin database" in anna.page
+    assert "Traceback" not in anna.page

@@ -101,6 +101,31 @@ class Queue:
         reached them. The hand-over is abandoned and the agent free."""
         self._move(call_id, agent, "caller_not_in_queue", {"finished_at": self.clock()}, "desk_caller_gone")
 
+    def agent_disabled(self, agent: str, by: str) -> int:
+        """The agent can no longer work: a call they were being put through to waits again for
+        another agent; one they had is wrapped up for them (outcome "other"), audited as the
+        supervisor's. How many hand-overs they held."""
+        e = escalations.c
+        values = {"agent": None, "put_through_at": None}
+        with self.store.connection() as connection:
+            held = list(
+                connection.execute(sa.select(e.id, e.status).where(e.agent == agent, e.status.in_(HELD)))
+            )
+            for call_id, status in held:
+                changes = (
+                    values
+                    if status == Status.CONNECTING
+                    else {
+                        "finished_at": self.clock(),
+                        "outcome": "other",
+                        "note": "Wrapped up when the agent was disabled.",
+                    }
+                )
+                if handover.move(connection, "agent_disabled", held_by(call_id, agent), **changes):
+                    sid = self._sid(connection, call_id)
+                    _audit(connection, self.clock(), sid, "desk_agent_disabled_call", agent=agent, by=by)
+        return len(held)
+
     def offered(self, call: Call) -> list[str]:
         """The outcomes that fit what happened on the call: a PIN or a user ID only once given."""
         events = {row["event"] for row in self.trail(call.call_sid)}

@@ -100,6 +100,7 @@ def disable(username: str) -> Response:
     """Disable an agent: they can no longer sign in, and their session ends."""
     if desk().accounts.disable(username):
         desk().queue.audit(None, "desk_agent_disabled", agent=username, by=g.agent.username)
+        desk().queue.agent_disabled(username, g.agent.username)
         flash("done")
     return redirect(url_for("supervisor.agents"))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -9,10 +12,12 @@ from ivr.desk.accounts import LANGUAGES
 from ivr.desk.context import desk
 from ivr.desk.notes import MAX_NOTE, has_sensitive_number, masked
 from ivr.desk.queue import Call
-from ivr.errors import BackendError, CallerGone
+from ivr.desk.texts import TEXTS
+from ivr.errors import BackendError, CallerGone, without_values
 from ivr.handover import HELD
 
 bp = Blueprint("views", __name__)
+log = logging.getLogger(__name__)
 
 
 class NotHeld(Exception):
@@ -22,6 +27,15 @@ class NotHeld(Exception):
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_error_handler(NotHeld, _not_held)
+    app.register_error_handler(sa.exc.DBAPIError, _store_unreachable)
+
+
+def _store_unreachable(error: sa.exc.DBAPIError) -> tuple[str, int, dict[str, str]]:
+    """The store cannot be reached (restarting, failing over): say so, and that nothing was lost,
+    in both the desk's languages (the agent's own is in the database)."""
+    log.error("the desk could not reach its database: %s", without_values(error))
+    page = render_template("unavailable.html", texts=[TEXTS[lang] for lang in ("da", "en")])
+    return page, 503, {"Retry-After": "5"}
 
 
 def _not_held(error: NotHeld) -> Response:
@@ -47,8 +61,11 @@ def queue_rows() -> str:
 def set_status() -> Response:
     """Set the agent's own status: available or away (busy comes with a call)."""
     status = request.form.get("status")
-    if status not in ("available", "away") or g.agent.status == "busy":
+    if status not in ("available", "away"):
         abort(400)
+    if g.agent.status == "busy":  # a page from before the agent took a call
+        flash("finish_current")
+        return redirect(url_for("views.queue"))
     desk().accounts.set_status(g.agent.username, status)
     desk().queue.audit(None, "desk_status_set", agent=g.agent.username, status=status)
     return redirect(url_for("views.queue"))
@@ -76,7 +93,8 @@ def take() -> Response:
     chosen = request.form.get("call_id", type=int)
     call = d.queue.take(me, chosen)
     if call is None:
-        flash("taken_by_other" if chosen is not None else "nobody_waiting")
+        gone = chosen is not None and (found := d.queue.get(chosen)) is not None and found.gone
+        flash("caller_gone_before" if gone else "taken_by_other" if chosen is not None else "nobody_waiting")
         return redirect(url_for("views.queue"))
     try:
         d.call_control.put_through(call.call_sid)
