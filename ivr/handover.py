@@ -211,13 +211,22 @@ def busy(connection: sa.Connection) -> set[str]:
     )
 
 
-def wait_minutes(reader: sa.Connection, place: int, since: dt.datetime, usual: float) -> int | None:
+PRESENT_WITHIN = dt.timedelta(minutes=2)
+"""An agent the desk heard from within this (its open pages poll every few seconds) is present."""
+
+
+def wait_minutes(
+    reader: sa.Connection, place: int, now: dt.datetime, since: dt.datetime, usual: float
+) -> int | None:
     """An honest estimate of the wait for the caller at `place`: the minutes an agent spent on a
     call today (wrapped-up calls since `since`; `usual` before the first), times the callers up
-    to and including this one, shared among the agents on duty (available, or busy with a call).
-    None when no agent is on duty: nobody can say."""
+    to and including this one, shared among the agents on duty: available at a desk they have
+    open, or busy with a call. None when no agent is on duty: nobody can say."""
+    a = agents.c
+    present = sa.and_(a.status == "available", a.present_at >= now - PRESENT_WITHIN)
+    holding = a.username.in_(sa.select(escalations.c.agent).where(escalations.c.status.in_(HELD)))
     on_duty = reader.execute(
-        sa.select(sa.func.count()).where(agents.c.disabled.is_(False), agents.c.status == "available")
+        sa.select(sa.func.count()).where(a.disabled.is_(False), sa.or_(present, holding))
     ).scalar_one()
     if not on_duty:
         return None

@@ -169,7 +169,8 @@ class Line:
             if handover.is_put_through(escalation):
                 return self.renderer.leave_queue()
             today = hours.day_start(self.services.opening_hours, tx.now)
-            minutes = handover.wait_minutes(tx.reader, place, today, self.minutes_per_caller_ahead)
+            usual = self.minutes_per_caller_ahead
+            minutes = handover.wait_minutes(tx.reader, place, tx.now, today, usual)
         return self.renderer.queue_wait(language, place, minutes)
 
     def queue_exit(self, call_sid: str, caller: str | None, result: str | None) -> str:

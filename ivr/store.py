@@ -112,6 +112,7 @@ agents = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("present_at", sa.DateTime(timezone=True)),  # the desk last heard from the agent
 )
 
 desk_verifications = sa.Table(

@@ -107,10 +107,11 @@ def dial(app: Flask) -> Callable[..., Call]:
 
 @pytest.fixture
 def on_duty(app: Flask) -> str:
-    """An agent on duty (available at the desk), so a queued caller hears an estimate."""
+    """An agent on duty (available, the desk open), so a queued caller hears an estimate."""
     from ivr.desk.accounts import Accounts
 
     accounts = Accounts(app.extensions["ivr"].store, lambda: OPEN_TIME, hasher=FAST_HASHER)
     accounts.add("duty", "agent", "a long enough password")
     accounts.set_status("duty", "available")
+    accounts.mark_present("duty", OPEN_TIME)  # the desk open in their browser
     return "duty"

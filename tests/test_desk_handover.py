@@ -373,3 +373,13 @@ def test_the_desk_says_so_when_its_database_is_down_not_a_bare_500(
     assert anna.response.headers["Retry-After"] == "5"
     assert "cannot reach its database" in anna.page and "kan ikke nå sin database" in anna.page
     assert "Traceback" not in anna.page
+
+
+def test_an_agent_available_at_an_open_desk_makes_the_wait_a_number_and_signing_out_undoes_it(
+    anna: DeskUser, dial: Callable[..., Call], cases: dict[str, DemoPerson]
+) -> None:
+    assert on_hold(dial, cases["ordinary"]).said == ["queue_no_agent"]  # anna is away
+    anna.post("/status", status="available")
+    assert on_hold(dial, cases["passport_and_licence"]).said == ["queue_position"]
+    anna.sign_out()
+    assert on_hold(dial, cases["mobile_changed_48h"]).said == ["queue_no_agent"]

@@ -96,6 +96,7 @@ def add_on_duty(app, username: str = "duty") -> None:
     accounts = Accounts(app.extensions["ivr"].store, lambda: OPEN_TIME, hasher=FAST_HASHER)
     accounts.add(username, "agent", "a long enough password")
     accounts.set_status(username, "available")
+    accounts.mark_present(username, OPEN_TIME)
 
 
 def wrapped_up(app, call_sid: str, connected: dt.datetime, minutes: float) -> None:
@@ -104,3 +105,9 @@ def wrapped_up(app, call_sid: str, connected: dt.datetime, minutes: float) -> No
     values |= {"connected_at": connected, "finished_at": connected + dt.timedelta(minutes=minutes)}
     with app.extensions["ivr"].store.connection() as connection:
         connection.execute(sa.insert(escalations).values(**values))
+
+
+def test_an_agent_available_but_not_at_the_desk_is_not_on_duty(app, clock, on_duty):
+    """Their browser closed, or their session ran out: the desk has not heard from them."""
+    clock.advance(minutes=3)
+    assert queued(app, "en").wait_in_queue(1).said == ["queue_no_agent"]

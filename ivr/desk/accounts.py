@@ -26,6 +26,7 @@ STATUSES = ("available", "away")
 LANGUAGES = ("da", "en")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 12
+PRESENCE_NOTED_EVERY = dt.timedelta(seconds=30)
 
 
 class AccountError(ValueError):
@@ -118,6 +119,17 @@ class Accounts:
         if status not in STATUSES:
             raise AccountError(f"the status is one of {', '.join(STATUSES)}")
         self._update(username, status=status)
+
+    def mark_present(self, username: str, now: dt.datetime) -> None:
+        """The desk heard from the agent now (written at most every half minute)."""
+        c = agents.c
+        stale = sa.or_(c.present_at.is_(None), c.present_at < now - PRESENCE_NOTED_EVERY)
+        with self.store.connection() as connection:
+            connection.execute(sa.update(agents).where(c.username == username, stale).values(present_at=now))
+
+    def gone(self, username: str) -> None:
+        """The agent signed out: away, and no longer present."""
+        self._update(username, status="away", present_at=None)
 
     def set_language(self, username: str, language: str) -> None:
         if language not in LANGUAGES:

@@ -81,7 +81,7 @@ def sign_out() -> Response:
     """End the session."""
     desk().queue.audit(None, "desk_signed_out", agent=g.agent.username)
     if g.agent.status != "busy":
-        desk().accounts.set_status(g.agent.username, "away")
+        desk().accounts.gone(g.agent.username)
     session.clear()
     return redirect(url_for("auth.sign_in_form"))
 
@@ -122,6 +122,7 @@ def _check_request() -> Response | None:
         return redirect(url_for("auth.sign_in_form", idle="1"))
     if request.endpoint not in QUIET:
         session["seen"] = _now()
+    desk().accounts.mark_present(agent.username, desk().clock())  # live parts too: the page is open
     g.agent = agent
     return None
 
