@@ -250,10 +250,18 @@ def is_put_through(row: sa.Row[Any] | None) -> bool:
     return row is not None and row.status == Status.CONNECTING and row.put_through_at is not None
 
 
-def record_queue(tx: Tx, call_sid: str, queue_sid: str) -> None:
-    """Keep the queue the call waits in (Twilio's wait URL names it), the first time."""
-    query = sa.update(escalations).where(of_call(call_sid), escalations.c.queue_sid.is_(None))
-    tx.writes.append(query.values(queue_sid=queue_sid))
+def record_wait(tx: Tx, call_sid: str, queue_sid: str | None, first: bool) -> None:
+    """Twilio asked the wait URL for the call: it is alive in the queue. Keep the queue it waits
+    in (the wait URL names it) the `first` time."""
+    values: dict[str, Any] = {"waited_at": tx.now}
+    if first and queue_sid:
+        values["queue_sid"] = queue_sid
+    tx.writes.append(sa.update(escalations).where(of_call(call_sid)).values(**values))
+
+
+QUEUE_SILENCE = dt.timedelta(minutes=5)
+"""Twilio asks the wait URL for a queued caller every half minute or so: a caller it has not
+asked for in this long has left the queue (its end-of-call status lost)."""
 
 
 def mark_put_through(connection: sa.Connection, call_sid: str, now: dt.datetime) -> bool:

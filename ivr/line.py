@@ -16,6 +16,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -164,8 +165,8 @@ class Line:
         with self.store.transaction(self.clock(), call_sid) as tx:
             language = self._language_in(tx, call_sid, caller)
             escalation = handover.escalation(tx, call_sid)
-            if queue_sid and escalation is not None and escalation.queue_sid is None:
-                handover.record_queue(tx, call_sid, queue_sid)
+            if escalation is not None:
+                handover.record_wait(tx, call_sid, queue_sid, first=escalation.queue_sid is None)
             if handover.is_put_through(escalation):
                 return self.renderer.leave_queue()
             today = hours.day_start(self.services.opening_hours, tx.now)
@@ -177,13 +178,18 @@ class Line:
         """The caller left the queue (Twilio's `QueueResult`): on to the agent who took the call;
         hung up; back into the queue when Twilio dropped them from it (an error, a restart);
         goodbye after an agent who phoned in was bridged to them, or when the queue is full."""
-        with self.store.transaction(self.clock(), call_sid) as tx:
-            language = self._language_in(tx, call_sid, caller)
-            escalation = handover.escalation(tx, call_sid)
-            if result == "hangup":
-                handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
-            elif result in QUEUE_DROPPED:
-                tx.audit(call_sid, "queue_dropped", result=result)
+
+        def left() -> tuple[str, Any]:
+            with self.store.transaction(self.clock(), call_sid) as tx:
+                language = self._language_in(tx, call_sid, caller)
+                escalation = handover.escalation(tx, call_sid)
+                if result == "hangup":
+                    handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
+                elif result in QUEUE_DROPPED:
+                    tx.audit(call_sid, "queue_dropped", result=result)
+            return language, escalation
+
+        language, escalation = when_reachable(left)  # a store restarting now must not cut them off
         if result in ("leave", *QUEUE_DROPPED) and handover.is_put_through(escalation):
             return self.renderer.to_connect()  # the agent who took the call is waiting for them
         open_ = (handover.Status.WAITING, *handover.TAKEN)
@@ -277,7 +283,7 @@ class Line:
                 if row is not None and not row.ended:
                     self._scrub(tx, row, "call_swept")
                     handover.move_in(tx, "caller_left", call_sid, caller_left_at=tx.now)
-        self._sweep_handovers(before)
+        self._sweep_handovers()
         with self.store.connection() as connection:  # the desk's verifications left unfinished
             d = desk_verifications.c
             forgotten = sa.update(desk_verifications).where(
@@ -289,14 +295,14 @@ class Line:
             log.warning("the write-ahead log was busy; the next sweep folds it")
         return len(call_sids)
 
-    def _sweep_handovers(self, before: dt.datetime) -> None:
-        """Hand-overs not ended after as long as a call may go without a status (the end-of-call
-        status lost, say in a database outage): the caller has left. A waiting one is
-        abandoned, so no agent takes it; one an agent holds is ended, for their wrap-up."""
+    def _sweep_handovers(self) -> None:
+        """Callers in the queue whose wait URL Twilio has not asked for in minutes (their
+        end-of-call status lost, say in a database outage): they have left, so no agent is to
+        take them. (One an agent holds stays: the agent wraps it up as ever.)"""
         e = escalations.c
-        open_ = [handover.Status.WAITING, *handover.TAKEN]
-        latest = sa.func.coalesce(e.connected_at, e.created_at)
-        query = sa.select(e.call_sid).where(e.status.in_(open_), latest < before)
+        silent_since = self.clock() - handover.QUEUE_SILENCE
+        last_heard = sa.func.coalesce(e.waited_at, e.created_at)
+        query = sa.select(e.call_sid).where(e.status == handover.Status.WAITING, last_heard < silent_since)
         with self.store.connection() as connection:
             for call_sid in list(connection.execute(query).scalars()):
                 now = self.clock()

@@ -72,7 +72,7 @@ def _locks(app: Flask, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
     elif not rows:
-        print("(no locks, no counted attempts)")
+        print("(no locked identities, no calling numbers at their limit)")
     else:
         columns = ["key", "what", "since", "until", "failures", "by"]
         print(*format_table(columns, [[r[c] for c in columns] for r in rows]), sep="\n")

@@ -94,6 +94,7 @@ escalations = sa.Table(
     sa.Column("outcome", sa.String(32)),  # `ivr.desk.queue.OUTCOMES`
     sa.Column("note", sa.Text),
     sa.Column("caller_left_at", sa.DateTime(timezone=True)),  # the caller's call ended
+    sa.Column("waited_at", sa.DateTime(timezone=True)),  # Twilio last asked the wait URL for it
     sa.Index("ix_escalations_status", "status"),
 )
 

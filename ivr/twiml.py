@@ -155,6 +155,8 @@ class Renderer:
         response = VoiceResponse()
         if minutes is None:
             self._say(response, [Utterance("queue_no_agent")], {"position": str(position)}, language)
+        elif minutes == 1:
+            self._say(response, [Utterance("queue_position_one")], {"position": str(position)}, language)
         else:
             slots = {"position": str(position), "minutes": str(minutes)}
             self._say(response, [Utterance("queue_position")], slots, language)

@@ -197,6 +197,10 @@ def wrong_caller(error: CallerMismatch) -> Response:
     return Response(status=403)
 
 
+# Twilio's `QueueResult`s after which a caller may be on their way to an agent.
+ON_TO_CONNECT = frozenset({"leave", "error", "system-shutdown"})
+
+
 def unexpected(error: Exception) -> Response | HTTPException:
     """Whatever broke, the caller is told something; only the flow's own routes escalate."""
     if isinstance(error, HTTPException):
@@ -207,6 +211,8 @@ def unexpected(error: Exception) -> Response | HTTPException:
         return _twiml(line.renderer.hold(line.engine.languages))
     if request.endpoint == "voice.status":  # (Twilio does not retry it; the sweep makes it good)
         return Response(status=204)
+    if request.endpoint == "voice.queue_exit" and request.form.get("QueueResult") in ON_TO_CONNECT:
+        return _twiml(line.renderer.to_connect())  # /voice/connect decides, or puts them back
     if request.endpoint == "voice.connect":  # the caller waits on: back to the queue
         return _twiml(line.renderer.apology(line.engine.languages, to_agent=True))
     if request.endpoint == "voice.whisper":  # the agent is put through without the context

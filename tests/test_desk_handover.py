@@ -340,7 +340,7 @@ def test_an_end_of_call_status_during_a_store_restart_is_taken_once_the_store_is
     assert 'data-test="caller-gone"' in anna.get(f"/calls/{found}/caller").page
 
 
-def test_a_lost_end_of_call_status_is_made_good_by_the_sweep(
+def test_the_sweep_abandons_a_caller_twilio_stopped_asking_about_and_leaves_live_ones_alone(
     anna: DeskUser,
     dial: Callable[..., Call],
     cases: dict[str, DemoPerson],
@@ -348,13 +348,21 @@ def test_a_lost_end_of_call_status_is_made_good_by_the_sweep(
     app: Flask,
     clock: Clock,
 ) -> None:
-    waiting = on_hold(dial, cases["passport_and_licence"])
-    held = on_hold(dial, cases["ordinary"])
-    the_call(anna, records, waiting)
-    clock.advance(hours=3)  # no status ever came for either
-    app.extensions["ivr"].sweep()
-    assert records.escalation(waiting)["status"] == "ended"  # anna wraps it up
-    assert records.escalation(held)["status"] == "abandoned"  # no agent takes a ghost
+    """The end-of-call status was lost (a database outage): a queued caller Twilio no longer asks
+    the wait URL about has gone; one it still asks about is there, however long they have waited;
+    a call an agent holds is the agent's to wrap up."""
+    ghost = on_hold(dial, cases["ordinary"])
+    patient = on_hold(dial, cases["mobile_changed_48h"])
+    talking = on_hold(dial, cases["passport_and_licence"])
+    the_call(anna, records, talking)
+    for _ in range(45):  # three hours; the patient caller's wait URL asked every four minutes
+        clock.advance(minutes=4)
+        patient.wait_in_queue(1)
+        app.extensions["ivr"].sweep()
+    assert records.escalation(ghost)["status"] == "abandoned"
+    assert "handover_swept" in records.audit(ghost)
+    assert records.escalation(patient)["status"] == "waiting"
+    assert records.escalation(talking)["status"] == "connecting"
 
 
 def test_the_desk_says_so_when_its_database_is_down_not_a_bare_500(
@@ -383,3 +391,27 @@ def test_an_agent_available_at_an_open_desk_makes_the_wait_a_number_and_signing_
     assert on_hold(dial, cases["passport_and_licence"]).said == ["queue_position"]
     anna.sign_out()
     assert on_hold(dial, cases["mobile_changed_48h"]).said == ["queue_no_agent"]
+
+
+def test_a_caller_leaving_the_queue_while_the_store_is_down_goes_on_to_connect_not_goodbye(
+    anna: DeskUser,
+    dial: Callable[..., Call],
+    cases: dict[str, DemoPerson],
+    records: Records,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Put through while the database restarts: the queue exit cannot read the hand-over, so it
+    sends the caller on to /voice/connect (which dials the agent, or puts them back in the
+    queue), never a goodbye that cuts them off while the agent waits."""
+    from ivr.line import Line
+
+    call = on_hold(dial, cases["ordinary"])
+    the_call(anna, records, call)
+
+    def down(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr(Line, "queue_exit", down)
+    call.post(f"{BASE}/voice/queue-exit", QueueResult="leave")
+    monkeypatch.undo()
+    assert call.said == ["connecting"] and records.escalation(call)["status"] == "connected"

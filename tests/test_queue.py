@@ -47,7 +47,9 @@ def test_the_estimate_is_rounded_up_to_at_least_a_minute(settings, clock):
     app = create_app(settings.model_copy(update={"agent_minutes_per_caller": 0.4}), clock=clock)
     try:
         add_on_duty(app)
-        assert queued(app, "en").wait_in_queue(1).hears("queue_position", "en", position="1", minutes="1")
+        assert (
+            queued(app, "en").wait_in_queue(1).hears("queue_position_one", "en", position="1")
+        )  # one minute
         assert queued(app, "en").wait_in_queue(3).hears("queue_position", "en", position="3", minutes="2")
     finally:
         app.extensions["ivr.core"].close()

@@ -1,7 +1,8 @@
-"""When the desk last heard from each agent (a page, or the live parts a page fetches).
+"""Signs of life: when the desk last heard from each agent, and each queued caller's line.
 
 An agent set "available" whose browser was closed, or whose session ran out, is not on duty: the
-wait a caller is told counts only agents the desk heard from lately.
+wait a caller is told counts only agents the desk heard from lately. A caller in the queue makes
+Twilio ask the wait URL every half minute or so: one it has not asked for in minutes has gone.
 
 Revision ID: 0009
 Revises: 0008
@@ -21,8 +22,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("agents", sa.Column("present_at", sa.DateTime(timezone=True)))
+    op.add_column("escalations", sa.Column("waited_at", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("escalations") as batch:
+        batch.drop_column("waited_at")
     with op.batch_alter_table("agents") as batch:
         batch.drop_column("present_at")
