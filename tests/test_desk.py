@@ -117,6 +117,18 @@ def test_sign_in_is_refused_after_five_failures_even_with_the_right_password(des
     assert DeskUser(desk, "bo").sign_in().status == 302  # another username is not held up
 
 
+def test_an_office_behind_one_address_is_limited_by_wrong_passwords_not_by_its_sign_ins(desk: Flask) -> None:
+    """Right passwords do not use up the address's tries (20 in 15 minutes, four users' worth):
+    the 25th sign-in of the morning from one office goes in; 20 wrong ones across usernames do
+    hold the address."""
+    for _ in range(25):
+        assert DeskUser(desk, "anna").sign_in().status == 302
+    for name in ("eve", "mallory", "trent", "peggy"):
+        for _ in range(5):
+            assert DeskUser(desk, name).sign_in(password="wrong wrong wrong").status == 401
+    assert DeskUser(desk, "bo").sign_in().status == 429
+
+
 def test_a_session_ends_after_fifteen_idle_minutes(anna: DeskUser, clock: Clock) -> None:
     clock.advance(minutes=14)
     assert anna.get("/").status == 200

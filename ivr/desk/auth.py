@@ -67,7 +67,7 @@ def sign_in() -> Response | tuple[str, int]:
     if agent is None:
         desk().queue.audit(None, "desk_sign_in_failed")
         return render_template("sign_in.html", error="sign_in_failed"), 401
-    forget_tries(username)
+    forget_tries(username, this_address=True)
     if session.get("lang") in TEXTS and session["lang"] != agent.language:  # chosen on the sign-in page
         desk().accounts.set_language(agent.username, session["lang"])
     session.clear()
@@ -200,11 +200,17 @@ def _may_try(username: str) -> bool:
     )
 
 
-def forget_tries(username: str) -> None:
-    """A right password clears the username's count (not the address's)."""
-    user_key, _ = _keys(username)
+def forget_tries(username: str, this_address: bool = False) -> None:
+    """A right password clears the username's count, and (`this_address`) gives the address back
+    the one try it took: an office behind one address is limited by its wrong passwords, never by
+    its agents signing in."""
+    user_key, address_key = _keys(username)
+    a = attempts.c
     with desk().store.connection() as connection:
-        connection.execute(sa.delete(attempts).where(attempts.c.key == user_key, attempts.c.kind == SIGN_IN))
+        connection.execute(sa.delete(attempts).where(a.key == user_key, a.kind == SIGN_IN))
+        if this_address:
+            newest = sa.select(sa.func.max(a.id)).where(a.key == address_key, a.kind == SIGN_IN)
+            connection.execute(sa.delete(attempts).where(a.id == newest.scalar_subquery()))
 
 
 def _now() -> str:
