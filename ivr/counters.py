@@ -22,7 +22,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from ivr.store import Conn, Store, Text, Tx, attempts, first_rows, moment, sql
+from ivr.store import Conn, Store, Text, Tx, attempts, first_rows, moment, sql, utc
 
 GUESS, FAILURE, PASSED, LOCK, VERIFICATION = "guess", "failure", "passed", "lock", "verification"
 """A guess is taken when verification starts and becomes a failure or a pass at the decision;
@@ -169,7 +169,7 @@ class SqlCounters:
         lockout = window.now - window.locked_since
         found = []
         for key in {key for key, kind, _, _ in rows if kind == LOCK}:
-            mine = [(kind, _aware(at), channel) for k, kind, at, channel in rows if k == key]
+            mine = [(kind, utc(at), channel) for k, kind, at, channel in rows if k == key]
             last = max(at for kind, at, _ in mine if kind == LOCK)
             found.append(
                 LockedIdentity(
@@ -194,9 +194,7 @@ class SqlCounters:
         )
         with self.connect() as connection:
             assert isinstance(connection, sa.Connection)  # an operator's: `SqlCounters.on`
-            return [
-                LockRow(key, kind, int(n), _aware(last)) for key, kind, n, last in connection.execute(query)
-            ]
+            return [LockRow(key, kind, int(n), utc(last)) for key, kind, n, last in connection.execute(query)]
 
     def lift(self, key_prefix: str) -> list[str]:
         """Clear every count of the one identity (a lock, failures, unfinished guesses, under
@@ -214,10 +212,6 @@ class SqlCounters:
                     sa.delete(attempts).where(sa.or_(who == found[0], c.key == found[0]), counted)
                 )
             return found
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 _INSERT = "INSERT INTO attempts (key, kind, at) VALUES (?, ?, ?)"

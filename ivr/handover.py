@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from ivr.errors import DefinitionError
 from ivr.prompts import Slot, Spelled
-from ivr.store import Tx, agents, escalations
+from ivr.store import Tx, agents, escalations, utc
 
 
 class Status(StrEnum):
@@ -203,12 +203,11 @@ def agent(tx: Tx | sa.Connection, username: str | None) -> sa.Row[Any] | None:
     return reader.execute(query).first()
 
 
-def busy(connection: sa.Connection) -> set[str]:
-    """The agents who hold a hand-over now."""
+def busy(connection: sa.Connection, agent: str | None = None) -> set[str]:
+    """The agents who hold a hand-over now (of `agent` alone, when named)."""
     e = escalations.c
-    return set(
-        connection.execute(sa.select(e.agent).where(e.status.in_(HELD), e.agent.is_not(None))).scalars()
-    )
+    held = e.status.in_(HELD) & (e.agent == agent if agent else e.agent.is_not(None))
+    return set(connection.execute(sa.select(e.agent).where(held)).scalars())
 
 
 PRESENT_WITHIN = dt.timedelta(minutes=2)
@@ -236,13 +235,9 @@ def wait_minutes(
             e.status == Status.WRAPPED_UP, e.finished_at >= since, e.connected_at.is_not(None)
         )
     ).all()
-    lengths = [(_aware(end) - _aware(start)).total_seconds() / 60 for start, end in spans]
+    lengths = [(utc(end) - utc(start)).total_seconds() / 60 for start, end in spans]
     per_call = sum(lengths) / len(lengths) if lengths else usual
     return max(1, math.ceil(place * per_call / on_duty))
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def is_put_through(row: sa.Row[Any] | None) -> bool:

@@ -473,9 +473,13 @@ def masked(mobile: str) -> str:
     return f"{country}…{mobile[-2:]}"
 
 
+def utc(value: dt.datetime) -> dt.datetime:
+    """A datetime read back from the store, in UTC: SQLite hands them back naive (stored in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands datetimes back naive; they were stored in UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    return None if value is None else utc(value)
 
 
 class Conflict(Exception):

@@ -92,7 +92,7 @@ class Accounts:
     def get(self, username: str) -> Agent | None:
         with self.store.connection() as connection:
             row = connection.execute(sa.select(agents).where(agents.c.username == username)).first()
-            return _agent(row._mapping, handover.busy(connection)) if row else None
+            return _agent(row._mapping, handover.busy(connection, username)) if row else None
 
     def all(self) -> list[Agent]:
         with self.store.connection() as connection:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from ivr import handover
 from ivr.handover import HELD, Status, held_by
-from ivr.store import Store, agents, audit_events, escalations
+from ivr.store import Store, agents, audit_events, escalations, utc
 
 OUTCOMES = ("pin_sent", "user_id_given", "citizen_service", "caller_left", "other")
 """How an agent may end a call; each is offered only when it fits what happened (`offered`)."""
@@ -195,12 +195,8 @@ def _audit(
     connection.execute(sa.insert(audit_events).values(at=now, call_sid=call_sid, event=event, detail=text))
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 def _call(row: Any, now: dt.datetime, position: int | None = None) -> Call:
-    created = _aware(row["created_at"])
+    created = utc(row["created_at"])
     return Call(
         id=row["id"],
         call_sid=row["call_sid"],
@@ -215,6 +211,6 @@ def _call(row: Any, now: dt.datetime, position: int | None = None) -> Call:
         outcome=row["outcome"],
         note=row["note"],
         waited=max(now - created, dt.timedelta(0)),
-        caller_left_at=_aware(row["caller_left_at"]) if row["caller_left_at"] else None,
+        caller_left_at=utc(row["caller_left_at"]) if row["caller_left_at"] else None,
         position=position,
     )
